@@ -1,0 +1,58 @@
+# The table of contents of the project: `make help` lists what you can run.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export LOYALTY_DATABASE_URL ?= sqlite:///var/loyalty.db
+export LOYALTY_RULES_DIR ?= rules
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements-dev.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) on PATH"; exit 1; }
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the pinned dependencies
+
+var:
+	mkdir -p var
+
+migrate: install var ## Bring the database at LOYALTY_DATABASE_URL up to date
+	$(BIN)/loyalty db upgrade
+
+run: migrate ## Start the service on SQLite under var/ with the rules in rules/
+	$(BIN)/loyalty serve
+
+scheduler: migrate ## Start the scheduler process (run beside `make run`)
+	$(BIN)/loyalty scheduler
+
+check-rules: install ## Validate rules/ and run the cases inside the files
+	$(BIN)/loyalty rules check rules
+
+test: install ## Run the whole test suite (SQLite and PostgreSQL)
+	$(BIN)/pytest -n 2 --dist loadgroup
+
+lint: install ## ruff check, ruff format --check, mypy
+	$(BIN)/ruff check service tests bench
+	$(BIN)/ruff format --check service tests bench
+	$(BIN)/mypy
+
+fmt: install ## Format the code
+	$(BIN)/ruff check --fix service tests bench
+	$(BIN)/ruff format service tests bench
+
+bench: install var ## Measure speed (not part of make test); writes var/bench/
+	$(BIN)/python -m bench
+
+clean: ## Remove the virtual environment and local data
+	rm -rf $(VENV) var
+
+.PHONY: help install migrate run scheduler check-rules test lint fmt bench clean

@@ -1,0 +1,24 @@
+"""The Flask application factory. Flask is only the HTTP edge."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from service.api import customers, events, operations
+from service.api.json_provider import DecimalJSONProvider
+from service.api.problems import register_problem_handlers
+from service.bootstrap import Services, build_services
+from service.settings import Settings
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
+    settings = settings or (services.settings if services else Settings.from_env())
+    app = Flask("loyalty")
+    app.json_provider_class = DecimalJSONProvider
+    app.json = DecimalJSONProvider(app)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.extensions["loyalty"] = services or build_services(settings)
+    register_problem_handlers(app)
+    for module in (events, customers, operations):
+        app.register_blueprint(module.blueprint)
+    return app

@@ -1,0 +1,67 @@
+"""POST /v1/events, /v1/events/batch and /v1/dry-run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from marshmallow import ValidationError
+
+from service.api.auth import require
+from service.api.request_body import json_body
+from service.api.schemas import BatchRequest, DryRunFlag, DryRunRequest
+from service.application.apply_event import apply_event
+from service.application.dry_run import dry_run
+from service.bootstrap import Services
+from service.core.errors import EventConflict
+from service.event_schema import parse_event
+
+blueprint = Blueprint("events", __name__)
+
+
+def services() -> Services:
+    return current_app.extensions["loyalty"]  # type: ignore[no-any-return]
+
+
+@blueprint.post("/v1/events")
+@require("events:write")
+def post_event() -> tuple[Response, int]:
+    flags = DryRunFlag().load(request.args)
+    event = parse_event(json_body())
+    svc = services()
+    if flags["dry_run"]:
+        return jsonify(dry_run(svc.read_uow, svc.rules.active, event, svc.clock)), 200
+    outcome = apply_event(svc.uow, svc.rules.active, event, svc.clock)
+    return jsonify(outcome.answer), 201 if outcome.status == "applied" else 200
+
+
+@blueprint.post("/v1/events/batch")
+@require("events:write")
+def post_batch() -> tuple[Response, int]:
+    body = BatchRequest().load(json_body())
+    svc = services()
+    rules = svc.rules.active
+    return jsonify({"results": [_one(svc, rules, raw) for raw in body["events"]]}), 200
+
+
+def _one(svc: Services, rules: Any, raw: Any) -> dict[str, Any]:
+    try:
+        event = parse_event(raw)
+        outcome = apply_event(svc.uow, rules, event, svc.clock)
+    except ValidationError as error:
+        return {"status": "rejected", "http_status": 422, "errors": error.messages,
+                "event_id": raw.get("event_id") if isinstance(raw, dict) else None}
+    except EventConflict as error:
+        return {"status": "rejected", "http_status": 409, "detail": str(error), "event_id": event.event_id}
+    return {**outcome.answer, "http_status": 201 if outcome.status == "applied" else 200}
+
+
+@blueprint.post("/v1/dry-run")
+@require("events:write")
+def post_dry_run() -> tuple[Response, int]:
+    body = DryRunRequest().load(json_body())
+    event = parse_event(body["event"])
+    svc = services()
+    rules = svc.rules.compile(body["rules"]) if "rules" in body else svc.rules.active
+    answer = dry_run(svc.read_uow, rules, event, svc.clock, body.get("customer"))
+    return jsonify(answer), 200

@@ -1,0 +1,88 @@
+"""One error shape for every "no": RFC 9457 problem+json, with per-field messages."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, json
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from service.core.errors import EventConflict, InsufficientPoints, NotFound, RuleFileError
+
+log = logging.getLogger("loyalty.api")
+PROBLEM_TYPE = "https://loyalty.example/problems/"
+
+
+class ApiProblem(Exception):
+    def __init__(self, status: int, title: str, detail: str, slug: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail, self.slug, self.extra = status, title, detail, slug, extra
+
+
+def problem(status: int, title: str, detail: str, slug: str, **extra: Any) -> Response:
+    body = {"type": PROBLEM_TYPE + slug, "title": title, "status": status, "detail": detail, **extra}
+    response = Response(json.dumps(body), status=status, mimetype="application/problem+json")
+    return response
+
+
+def register_problem_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiProblem)
+    def _api_problem(error: ApiProblem) -> Response:
+        response = problem(error.status, error.title, error.detail, error.slug, **error.extra)
+        if error.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="loyalty"'
+        return response
+
+    @app.errorhandler(ValidationError)
+    def _invalid(error: ValidationError) -> Response:
+        return problem(
+            422, "Invalid request", _summary(error.messages), "invalid-request", errors=error.messages
+        )
+
+    @app.errorhandler(EventConflict)
+    def _conflict(error: EventConflict) -> Response:
+        return problem(409, "Event already applied", str(error), "event-conflict")
+
+    @app.errorhandler(InsufficientPoints)
+    def _short(error: InsufficientPoints) -> Response:
+        return problem(409, "Not enough points", str(error), "insufficient-points")
+
+    @app.errorhandler(NotFound)
+    def _missing(error: NotFound) -> Response:
+        return problem(404, "Not found", str(error), "not-found")
+
+    @app.errorhandler(RuleFileError)
+    def _bad_rules(error: RuleFileError) -> Response:
+        problems = [p.as_dict() for p in error.problems]
+        return problem(422, "Invalid rule files", str(error), "invalid-rules", problems=problems)
+
+    @app.errorhandler(HTTPException)
+    def _http(error: HTTPException) -> Response:
+        status = error.code or 500
+        slug = (error.name or "error").lower().replace(" ", "-")
+        response = problem(status, error.name or "Error", error.description or "", slug)
+        if status == 405 and error.get_response().headers.get("Allow"):
+            response.headers["Allow"] = error.get_response().headers["Allow"]
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        log.exception("unhandled error")
+        return problem(500, "Internal error", "the service failed; it is logged", "internal-error")
+
+
+def _summary(messages: Any, prefix: str = "") -> str:
+    """Name every field at fault in one readable line."""
+    if isinstance(messages, dict):
+        parts = []
+        for field, inner in messages.items():
+            path = f"{prefix}.{field}" if prefix else str(field)
+            parts.append(_summary(inner, path))
+        return "; ".join(parts)
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return f"{prefix or 'body'}: {' '.join(messages)}"
+    if isinstance(messages, list):
+        return "; ".join(_summary(m, prefix) for m in messages)
+    return f"{prefix}: {messages}"

@@ -1,0 +1,83 @@
+"""Turning decided effects into ledger lines, lots and member balances.
+
+Arithmetic only; the caller hands the result to storage in one call. Invariants kept:
+balance (available + pending) = what is left in the member's lots = the sum of ledger
+points; debt = the sum of ledger debt; nothing goes below zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from service.application.ports import Changes, LedgerLine, NewLot, OrderRecord
+from service.core.effects import AwardPoints, ClawBackPoints
+from service.core.events import Event
+from service.core.ledger import Lot, clawback_points, pay_debt, settle_clawback
+from service.core.programme import PointsPolicy
+
+EARNED, PENDING, DEBT_PAID, CLAWED_BACK, DEBT_RECORDED = (
+    "earned", "pending", "debt_paid", "clawed_back", "debt_recorded",
+)
+
+
+def post_awards(changes: Changes, event: Event, awards: Sequence[AwardPoints], policy: PointsPolicy) -> None:
+    member = changes.member
+    pending = event.type in policy.pending_for and policy.pending_days > 0
+    available_at = event.occurred_at + timedelta(days=policy.pending_days) if pending else event.occurred_at
+    expires_at = event.occurred_at + policy.expire_after if policy.expire_after else None
+    for award in awards:
+        paid, credited = pay_debt(member.points_debt, award.points)
+        line = dict(campaign=award.campaign, rule=award.rule, order_id=event.order_id)
+        if credited:
+            changes.new_lots.append(
+                NewLot(credited, event.occurred_at, available_at, expires_at, event.order_id, pending)
+            )
+            changes.ledger.append(
+                LedgerLine(PENDING if pending else EARNED, credited, new_lot=len(changes.new_lots) - 1, **line)  # type: ignore[arg-type]
+            )
+            if pending:
+                member.points_pending += credited
+            else:
+                member.points_available += credited
+        if paid:
+            member.points_debt -= paid
+            changes.ledger.append(
+                LedgerLine(DEBT_PAID, 0, debt=-paid, note=f"{paid} of {award.points} points paid debt", **line)  # type: ignore[arg-type]
+            )
+
+
+def post_clawback(
+    changes: Changes, event: Event, order: OrderRecord | None, lots: Sequence[Lot]
+) -> ClawBackPoints | None:
+    """Take back the refunded share of an order's points, recording any shortfall as debt."""
+    if order is None or event.amount is None or event.order_id is None:
+        return None
+    points, refunded_after = clawback_points(
+        order.points_earned, order.points_clawed, order.amount, order.refunded_amount, event.amount
+    )
+    order.refunded_amount = refunded_after
+    changes.order = order
+    if points == 0:
+        return None
+    order.points_clawed += points
+    settled = settle_clawback(lots, points, event.order_id)
+    member = changes.member
+    changes.takes.extend(settled.takes)
+    for take in settled.takes:
+        changes.ledger.append(
+            LedgerLine(CLAWED_BACK, -take.points, order_id=event.order_id, lot_id=take.lot_id)
+        )
+        if take.pending:
+            member.points_pending -= take.points
+        else:
+            member.points_available -= take.points
+    if settled.shortfall:
+        member.points_debt += settled.shortfall
+        changes.ledger.append(
+            LedgerLine(
+                DEBT_RECORDED, 0, debt=settled.shortfall, order_id=event.order_id,
+                note=f"{settled.shortfall} points were already spent; later earnings repay them",
+            )
+        )
+    return ClawBackPoints(points, event.order_id, settled.shortfall)

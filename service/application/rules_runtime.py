@@ -1,0 +1,59 @@
+"""The rules version a process serves, swapped whole so a reload is atomic."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from service.core.evaluation import Matcher
+from service.core.programme import RuleSet
+from service.rules.campaign_parser import RuleCase
+from service.rules.loader import load_rules, version_of
+
+MatcherFactory = Callable[[RuleSet], Matcher]
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveRules:
+    ruleset: RuleSet
+    matcher: Matcher
+    cases: tuple[RuleCase, ...]
+
+    @property
+    def version(self) -> str:
+        return self.ruleset.version
+
+
+class RulesRuntime:
+    """Holds the active rules. A load that fails raises and leaves the active version alone."""
+
+    def __init__(self, make_matcher: MatcherFactory) -> None:
+        self._make_matcher = make_matcher
+        self._active: ActiveRules | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def active(self) -> ActiveRules:
+        active = self._active
+        if active is None:
+            raise RuntimeError("no rules loaded")
+        return active
+
+    @property
+    def loaded(self) -> bool:
+        return self._active is not None
+
+    def compile(self, files: Mapping[str, str]) -> ActiveRules:
+        """Validate and compile files without making them active (dry runs with sent rules)."""
+        loaded = load_rules(files)
+        return ActiveRules(loaded.ruleset, self._make_matcher(loaded.ruleset), loaded.cases)
+
+    def load(self, files: Mapping[str, str]) -> ActiveRules:
+        with self._lock:
+            if self._active is not None and self._active.version == version_of(files):
+                return self._active
+            candidate = self.compile(files)
+            self._active = candidate
+            return candidate
+

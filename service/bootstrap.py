@@ -1,0 +1,81 @@
+"""The composition root: builds every service from explicit settings.
+
+Called inside each gunicorn worker (never at import, never before the fork), by the CLI,
+and by tests with settings of their own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine
+
+from service.application.apply_event import Clock
+from service.application.rules_runtime import RulesRuntime
+from service.core.evaluation import Matcher
+from service.core.programme import RuleSet
+from service.rules.loader import read_rules_dir
+from service.rules.matchers import build_matcher
+from service.settings import Settings
+from service.storage.database import make_engine
+from service.storage.unit_of_work import SqlUnitOfWork
+
+log = logging.getLogger("loyalty")
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Engine
+    rules: RulesRuntime
+    clock: Clock
+    on_engine_fallback: Callable[[str], None]
+
+    def uow(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.db)
+
+    def read_uow(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.db, readonly=True)
+
+    def reload_rules(self) -> str:
+        """Load rules_dir; a broken version raises and the active one stays."""
+        files = read_rules_dir(self.settings.rules_dir)
+        active = self.rules.load(files)
+        with self.uow() as uow:
+            uow.store.record_rules_version(active.version, dict(files), self.clock())
+            uow.commit()
+        return active.version
+
+
+def _log_fallback(reason: str) -> None:
+    log.warning("rule engine failed on an event; the reference engine answered: %s", reason)
+
+
+def build_services(
+    settings: Settings,
+    *,
+    clock: Clock = system_clock,
+    on_engine_fallback: Callable[[str], None] = _log_fallback,
+    load_rules: bool = True,
+) -> Services:
+    def matcher_for(ruleset: RuleSet) -> Matcher:
+        return build_matcher(ruleset.rules, ruleset.version, settings.engine, on_engine_fallback)
+
+    services = Services(
+        settings=settings,
+        db=make_engine(settings.database_url),
+        rules=RulesRuntime(matcher_for),
+        clock=clock,
+        on_engine_fallback=on_engine_fallback,
+    )
+    if load_rules:
+        services.reload_rules()
+    return services
+

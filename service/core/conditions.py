@@ -1,0 +1,229 @@
+"""Conditions in their one validated intermediate form, and the reference evaluator.
+
+Rule files are parsed into these nodes (negation already pushed down to the leaves),
+then compiled to two targets: durable-rules' declarative JSON and the plain-Python
+closures below. Both must mean the same thing, so the meaning is written down here:
+
+* A fact is a flat mapping of path -> value: ``amount``, ``customer.tier``,
+  ``local.weekday``. Values are str, Decimal, bool, a tuple of str (tags) or a tuple
+  of mappings (line items). A path that is absent has no value.
+* A comparison on an absent path is false, and so is its negation (``ne``): an
+  unknown value satisfies nothing. ``exists`` is the way to ask about absence.
+* Numbers compare as numbers and strings as strings; the compiler has already
+  coerced every literal to its field's type, so the two never meet.
+* ``any`` over an array is true when one element satisfies the element condition;
+  ``all`` is true when the array is non-empty and every element does.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+Scalar = str | Decimal | bool
+Facts = Mapping[str, object]
+
+COMPARISONS = ("eq", "ne", "gt", "gte", "lt", "lte")
+NEGATED = {"eq": "ne", "ne": "eq", "gt": "lte", "lte": "gt", "gte": "lt", "lt": "gte"}
+_PYTHON_OPS: dict[str, Callable[[object, object], bool]] = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
+}
+# Within an array element, the element itself (a tag, for arrays of strings).
+ELEMENT = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    path: str
+    op: str  # one of COMPARISONS
+    value: Scalar
+
+
+@dataclass(frozen=True, slots=True)
+class Exists:
+    path: str
+    present: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Matches:
+    """Full match of a string against a pattern in the restricted regex dialect."""
+
+    path: str
+    pattern: str
+
+
+@dataclass(frozen=True, slots=True)
+class AllOf:
+    items: tuple[Condition, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AnyOf:
+    items: tuple[Condition, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ArrayAny:
+    path: str
+    element: Condition  # paths inside are relative to the element; ELEMENT is the element
+
+
+@dataclass(frozen=True, slots=True)
+class ArrayAll:
+    path: str
+    element: Condition
+
+
+Condition = Compare | Exists | Matches | AllOf | AnyOf | ArrayAny | ArrayAll
+Predicate = Callable[[Facts], bool]
+
+
+def negate(condition: Condition) -> Condition:
+    """Push a ``not`` down to the leaves (negation normal form).
+
+    Raises ValueError for what has no faithful negation under the rules above:
+    a regex match and the array quantifiers.
+    """
+    match condition:
+        case Compare(path, op, value):
+            return Compare(path, NEGATED[op], value)
+        case Exists(path, present):
+            return Exists(path, not present)
+        case AllOf(items):
+            return AnyOf(tuple(negate(item) for item in items))
+        case AnyOf(items):
+            return AllOf(tuple(negate(item) for item in items))
+        case Matches():
+            raise ValueError("`not` cannot wrap `matches`; write the pattern you do want")
+        case ArrayAny() | ArrayAll():
+            raise ValueError("`not` cannot wrap `any`/`all`; put the `not` inside the element")
+    raise TypeError(condition)
+
+
+def paths(condition: Condition) -> set[str]:
+    """Every top-level fact path a condition reads."""
+    match condition:
+        case Compare(path) | Exists(path) | Matches(path) | ArrayAny(path) | ArrayAll(path):
+            return {path}
+        case AllOf(items) | AnyOf(items):
+            return set().union(*(paths(item) for item in items))
+    raise TypeError(condition)
+
+
+# ---------------------------------------------------------------- reference compiler
+
+
+def compile_predicate(condition: Condition) -> Predicate:
+    """Compile a condition to a closure over a facts mapping."""
+    match condition:
+        case Compare(path, op, value):
+            compare = _PYTHON_OPS[op]
+            kind = type(value)
+
+            def compare_fact(facts: Facts) -> bool:
+                actual = facts.get(path)
+                # bool is an int subclass in Python; keep types strictly apart as the docs say.
+                if actual is None or type(actual) is not kind:
+                    return False
+                return compare(actual, value)
+
+            return compare_fact
+        case Exists(path, present):
+            return lambda facts: (facts.get(path) is not None) == present
+        case Matches(path, pattern):
+            regex = re.compile(pattern)
+
+            def matches_fact(facts: Facts) -> bool:
+                actual = facts.get(path)
+                return isinstance(actual, str) and regex.fullmatch(actual) is not None
+
+            return matches_fact
+        case AllOf(items):
+            predicates = tuple(compile_predicate(item) for item in items)
+            return lambda facts: all(p(facts) for p in predicates)
+        case AnyOf(items):
+            predicates = tuple(compile_predicate(item) for item in items)
+            return lambda facts: any(p(facts) for p in predicates)
+        case ArrayAny(path, element):
+            on_element = _element_predicate(element)
+
+            def any_element(facts: Facts) -> bool:
+                array = facts.get(path)
+                return isinstance(array, tuple) and any(on_element(e) for e in array)
+
+            return any_element
+        case ArrayAll(path, element):
+            on_element = _element_predicate(element)
+
+            def all_elements(facts: Facts) -> bool:
+                array = facts.get(path)
+                return isinstance(array, tuple) and bool(array) and all(on_element(e) for e in array)
+
+            return all_elements
+    raise TypeError(condition)
+
+
+def _element_predicate(element: Condition) -> Callable[[object], bool]:
+    predicate = compile_predicate(element)
+
+    def on_element(value: object) -> bool:
+        facts = value if isinstance(value, Mapping) else {ELEMENT: value}
+        return predicate(facts)
+
+    return on_element
+
+
+def explain_failure(condition: Condition, facts: Facts) -> str | None:
+    """Say which part of a condition fails for these facts, or None when it holds."""
+    if compile_predicate(condition)(facts):
+        return None
+    match condition:
+        case AllOf(items):
+            for item in items:
+                reason = explain_failure(item, facts)
+                if reason is not None:
+                    return reason
+            return None
+        case AnyOf(items):
+            return "none of: " + "; ".join(filter(None, (explain_failure(i, facts) for i in items)))
+        case _:
+            return f"{describe(condition)} (was {_shown(facts, condition)})"
+
+
+def _shown(facts: Facts, condition: Condition) -> str:
+    value = facts.get(getattr(condition, "path", ""))
+    if value is None:
+        return "absent"
+    if isinstance(value, tuple):
+        return f"{len(value)} element(s)"
+    return repr(str(value)) if isinstance(value, str) else str(value).lower()
+
+
+def describe(condition: Condition) -> str:
+    """A condition as a reader of the rule file would write it."""
+    match condition:
+        case Compare(path, op, value):
+            shown = f"'{value}'" if isinstance(value, str) else str(value).lower()
+            return f"{path} {op} {shown}"
+        case Exists(path, present):
+            return f"{path} {'exists' if present else 'is absent'}"
+        case Matches(path, pattern):
+            return f"{path} matches {pattern!r}"
+        case AllOf(items):
+            return "all of (" + ", ".join(describe(i) for i in items) + ")"
+        case AnyOf(items):
+            return "any of (" + ", ".join(describe(i) for i in items) + ")"
+        case ArrayAny(path, element):
+            return f"{path} has any element with {describe(element)}"
+        case ArrayAll(path, element):
+            return f"{path} has only elements with {describe(element)}"
+    raise TypeError(condition)

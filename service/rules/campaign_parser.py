@@ -1,0 +1,319 @@
+"""``rules/campaigns/<id>.yaml``: one campaign, its rules, and the cases that test it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from service.core.conditions import AllOf, Compare, Condition
+from service.core.facts import FIELD_TYPES, NUMBER
+from service.core.programme import (
+    ROUNDING,
+    Campaign,
+    EffectSpec,
+    Limit,
+    PointsBudget,
+    PointsFormula,
+    Programme,
+    Rule,
+    TagChange,
+)
+from service.rules.condition_parser import ConditionParser
+from service.rules.problems import Problems, kind_of, suggest
+from service.rules.values import read_decimal, read_duration, read_int, read_moment, read_text
+from service.rules.yaml_source import LocatedDict, LocatedList
+
+CAMPAIGN_KEYS = ("campaign", "description", "active", "priority", "budget", "rules", "tests")
+RULE_KEYS = ("name", "when", "then", "limit")
+EFFECTS = ("award_points", "tag")
+AWARD_KEYS = ("points", "per", "of", "multiplier", "round", "max", "tier_multiplier")
+CASE_KEYS = ("name", "customer", "event", "expect")
+EXPECT_KEYS = ("points", "rules", "tags")
+
+
+@dataclass(frozen=True, slots=True)
+class RuleCase:
+    """A case written inside a campaign file: this member, this event, expect this."""
+
+    campaign: str
+    name: str
+    customer: dict[str, Any]
+    event: dict[str, Any]
+    expect: dict[str, Any]
+    file: str
+    line: int
+
+
+def parse_campaign(
+    document: Any,
+    problems: Problems,
+    programme: Programme,
+    dynamic: dict[str, str],
+    expected_id: str,
+) -> tuple[Campaign | None, list[RuleCase]]:
+    root = problems.mapping(document, 1, "a campaign file")
+    if root is None:
+        return None, []
+    problems.unknown_keys(root, CAMPAIGN_KEYS, "the campaign")
+    if not problems.required(root, ("campaign", "rules"), "the campaign"):
+        return None, []
+    campaign_id = read_text(problems, root["campaign"], root.line_of("campaign"), "campaign")
+    if campaign_id is not None and campaign_id != expected_id:
+        problems.add(
+            root.line_of("campaign"),
+            f"campaign {campaign_id!r} must live in a file named {campaign_id}.yaml",
+        )
+    campaign_id = campaign_id or expected_id
+    active_from, active_until = _active(root, problems, programme.timezone)
+    priority = 0
+    if "priority" in root:
+        priority = read_int(problems, root["priority"], root.line_of("priority"), "priority") or 0
+    budget = _budget(root, problems)
+    tiers = tuple(level.name for level in programme.tiers.levels)
+    conditions = ConditionParser(problems, tiers, dynamic)
+    rules = _rules(root, problems, conditions, campaign_id)
+    cases = _cases(root, problems, campaign_id)
+    if "tests" not in root:
+        problems.add(root.line, f"campaign {campaign_id!r} has no `tests:`; every campaign carries its cases")
+    campaign = Campaign(
+        id=campaign_id,
+        rules=tuple(rules),
+        description=str(root.get("description", "")),
+        active_from=active_from,
+        active_until=active_until,
+        priority=priority,
+        budget=budget,
+        file=problems.file,
+        line=root.line,
+    )
+    return campaign, cases
+
+
+def _active(root: LocatedDict, problems: Problems, timezone: str) -> tuple[Any, Any]:
+    if "active" not in root:
+        return None, None
+    active = problems.mapping(root["active"], root.line_of("active"), "active")
+    if active is None:
+        return None, None
+    problems.unknown_keys(active, ("from", "until"), "active")
+    start = end = None
+    if "from" in active:
+        start = read_moment(problems, active["from"], active.line_of("from"), "active.from", timezone, False)
+    if "until" in active:
+        end = read_moment(problems, active["until"], active.line_of("until"), "active.until", timezone, True)
+    if start is not None and end is not None and end <= start:
+        problems.add(active.line, "active.until comes before active.from")
+    return start, end
+
+
+def _budget(root: LocatedDict, problems: Problems) -> PointsBudget | None:
+    if "budget" not in root:
+        return None
+    budget = problems.mapping(root["budget"], root.line_of("budget"), "budget")
+    if budget is None:
+        return None
+    problems.unknown_keys(budget, ("points",), "budget")
+    if not problems.required(budget, ("points",), "budget"):
+        return None
+    points = read_int(problems, budget["points"], budget.line_of("points"), "budget.points", minimum=1)
+    return PointsBudget(points) if points is not None else None
+
+
+def _rules(
+    root: LocatedDict, problems: Problems, conditions: ConditionParser, campaign_id: str
+) -> list[Rule]:
+    entries = problems.sequence(root["rules"], root.line_of("rules"), "rules")
+    if entries is None:
+        return []
+    if not entries:
+        problems.add(root.line_of("rules"), "`rules` is empty")
+    rules: list[Rule] = []
+    for index, raw in enumerate(entries):
+        entry = problems.mapping(raw, entries.line_of(index), "a rule")
+        if entry is None:
+            continue
+        problems.unknown_keys(entry, RULE_KEYS, "a rule")
+        if not problems.required(entry, ("name", "when", "then"), "a rule"):
+            continue
+        name = read_text(problems, entry["name"], entry.line_of("name"), "rule name")
+        if name is not None and any(rule.name == name for rule in rules):
+            problems.add(entry.line_of("name"), f"rule {name!r} appears twice in this campaign")
+        condition = conditions.parse(entry["when"], entry.line_of("when"))
+        effects = _effects(entry, problems)
+        limit = _limit(entry, problems) if "limit" in entry else None
+        if name is None or condition is None or effects is None:
+            continue
+        rules.append(
+            Rule(
+                campaign=campaign_id,
+                name=name,
+                condition=condition,
+                effects=effects,
+                limit=limit,
+                event_type=_required_type(condition),
+                file=problems.file,
+                line=entry.line,
+            )
+        )
+    return rules
+
+
+def _required_type(condition: Condition) -> str | None:
+    """The event type a condition insists on, so engines can index rules by it."""
+    parts = condition.items if isinstance(condition, AllOf) else (condition,)
+    for part in parts:
+        if isinstance(part, Compare) and part.path == "type" and part.op == "eq":
+            return str(part.value)
+    return None
+
+
+def _effects(entry: LocatedDict, problems: Problems) -> tuple[EffectSpec, ...] | None:
+    then = problems.sequence(entry["then"], entry.line_of("then"), "`then`")
+    if then is None:
+        return None
+    if not then:
+        problems.add(entry.line_of("then"), "`then` is empty; say what the rule does")
+        return None
+    effects: list[EffectSpec | None] = []
+    for index, raw in enumerate(then):
+        line = then.line_of(index)
+        effect = problems.mapping(raw, line, "an effect")
+        if effect is None or len(effect) != 1:
+            if effect is not None:
+                problems.add(line, "an effect is one key, e.g. `- award_points: {...}`")
+            effects.append(None)
+            continue
+        (kind, body), = effect.items()
+        if kind == "award_points":
+            effects.append(_award(body, line, problems))
+        elif kind == "tag":
+            effects.append(_tag(body, line, problems))
+        else:
+            problems.add(line, f"unknown effect {kind!r}{suggest(kind, EFFECTS)}; known: {', '.join(EFFECTS)}")
+            effects.append(None)
+    if any(e is None for e in effects):
+        return None
+    return tuple(e for e in effects if e is not None)
+
+
+def _award(body: Any, line: int, problems: Problems) -> PointsFormula | None:
+    if isinstance(body, int) and not isinstance(body, bool):
+        return PointsFormula(points=Decimal(body)) if body > 0 else _bad(problems, line, "points must be positive")
+    spec = problems.mapping(body, line, "award_points")
+    if spec is None:
+        return None
+    problems.unknown_keys(spec, AWARD_KEYS, "award_points")
+    before = len(problems.found)
+    points = Decimal(1)
+    if "points" in spec:
+        points = read_decimal(problems, spec["points"], spec.line_of("points"), "points", positive=True) or points
+    of = spec.get("of")
+    if of is not None and FIELD_TYPES.get(of) != NUMBER:
+        numeric = [p for p, t in FIELD_TYPES.items() if t == NUMBER]
+        problems.add(spec.line_of("of"), f"award_points.of: {of!r} is not a numeric field{suggest(str(of), numeric)}")
+    if of is None and ("per" in spec or "multiplier" not in spec and "points" not in spec):
+        problems.add(spec.line, "award_points needs `points`, or `per` and `of` (e.g. per: 1, of: amount)")
+    per = Decimal(1)
+    if "per" in spec:
+        per = read_decimal(problems, spec["per"], spec.line_of("per"), "per", positive=True) or per
+    multiplier = Decimal(1)
+    if "multiplier" in spec:
+        multiplier = read_decimal(
+            problems, spec["multiplier"], spec.line_of("multiplier"), "multiplier", positive=True
+        ) or multiplier
+    rounding = spec.get("round", "floor")
+    if rounding not in ROUNDING:
+        problems.add(spec.line_of("round"), f"round must be one of {', '.join(ROUNDING)}, got {kind_of(rounding)}")
+    maximum = None
+    if "max" in spec:
+        maximum = read_int(problems, spec["max"], spec.line_of("max"), "max", minimum=1)
+    tier_multiplier = spec.get("tier_multiplier", True)
+    if not isinstance(tier_multiplier, bool):
+        problems.add(spec.line_of("tier_multiplier"), "tier_multiplier takes true or false")
+    if len(problems.found) > before:
+        return None
+    return PointsFormula(
+        points=points,
+        of=of,
+        per=per,
+        multiplier=multiplier,
+        round=rounding,
+        max=maximum,
+        tier_multiplier=bool(tier_multiplier),
+    )
+
+
+def _tag(body: Any, line: int, problems: Problems) -> TagChange | None:
+    if isinstance(body, LocatedList) or isinstance(body, str):
+        names = [body] if isinstance(body, str) else list(body)
+        if all(isinstance(n, str) and n for n in names) and names:
+            return TagChange(add=tuple(names))
+        problems.add(line, "tag takes a tag name, a list of names, or {add: [...], remove: [...]}")
+        return None
+    spec = problems.mapping(body, line, "tag")
+    if spec is None:
+        return None
+    problems.unknown_keys(spec, ("add", "remove"), "tag")
+    parts = {}
+    for key in ("add", "remove"):
+        names = spec.get(key, [])
+        if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+            problems.add(spec.line_of(key), f"tag.{key} must be a list of tag names")
+            return None
+        parts[key] = tuple(names)
+    if not parts["add"] and not parts["remove"]:
+        problems.add(line, "tag adds or removes nothing")
+        return None
+    return TagChange(add=parts["add"], remove=parts["remove"])
+
+
+def _limit(entry: LocatedDict, problems: Problems) -> Limit | None:
+    limit = problems.mapping(entry["limit"], entry.line_of("limit"), "limit")
+    if limit is None:
+        return None
+    problems.unknown_keys(limit, ("per_customer", "per"), "limit")
+    if not problems.required(limit, ("per_customer",), "limit"):
+        return None
+    count = read_int(problems, limit["per_customer"], limit.line_of("per_customer"), "per_customer", minimum=1)
+    window = None
+    if "per" in limit and limit["per"] != "lifetime":
+        window = read_duration(problems, limit["per"], limit.line_of("per"), "limit.per")
+        if window is None:
+            return None
+    return Limit(count, window) if count is not None else None
+
+
+def _cases(root: LocatedDict, problems: Problems, campaign_id: str) -> list[RuleCase]:
+    if "tests" not in root:
+        return []
+    entries = problems.sequence(root["tests"], root.line_of("tests"), "tests")
+    cases: list[RuleCase] = []
+    for index, raw in enumerate(entries or []):
+        line = entries.line_of(index) if entries is not None else root.line
+        entry = problems.mapping(raw, line, "a test case")
+        if entry is None:
+            continue
+        problems.unknown_keys(entry, CASE_KEYS, "a test case")
+        if not problems.required(entry, ("name", "event", "expect"), "a test case"):
+            continue
+        customer = entry.get("customer", {})
+        event = problems.mapping(entry["event"], entry.line_of("event"), "test event")
+        expect = problems.mapping(entry["expect"], entry.line_of("expect"), "expect")
+        if not isinstance(customer, dict):
+            problems.add(entry.line_of("customer"), "test customer must be a mapping")
+            continue
+        if event is None or expect is None:
+            continue
+        problems.unknown_keys(expect, EXPECT_KEYS, "expect")
+        cases.append(
+            RuleCase(campaign_id, str(entry["name"]), dict(customer), dict(event), dict(expect), problems.file, entry.line)
+        )
+    if entries is not None and not entries:
+        problems.add(root.line_of("tests"), "`tests` is empty; every campaign carries its cases")
+    return cases
+
+
+def _bad(problems: Problems, line: int, message: str) -> None:
+    problems.add(line, message)
+    return None

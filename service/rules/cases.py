@@ -1,0 +1,127 @@
+"""Running the cases written inside rule files, through the same evaluation as live events."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from marshmallow import ValidationError
+
+from service.core.customer import CustomerSnapshot
+from service.core.effects import AwardPoints, Evaluation, TagCustomer
+from service.core.evaluation import Matcher, evaluate
+from service.core.programme import RuleSet
+from service.event_schema import parse_event
+from service.rules.campaign_parser import RuleCase
+
+CUSTOMER_FIELDS = (
+    "tier", "balance", "lifetime_spend", "order_count", "days_since_last_purchase",
+    "days_since_enrolment", "segment", "tags", "birthday", "timezone", "is_new", "points_pending",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CaseResult:
+    case: RuleCase
+    failure: str | None  # None when the case passed
+
+    @property
+    def passed(self) -> bool:
+        return self.failure is None
+
+    def __str__(self) -> str:
+        verdict = "ok" if self.passed else f"FAILED: {self.failure}"
+        return f"{self.case.file}:{self.case.line}: {self.case.campaign}::{self.case.name}: {verdict}"
+
+
+def run_cases(ruleset: RuleSet, matcher: Matcher, cases: Iterable[RuleCase]) -> list[CaseResult]:
+    return [run_case(ruleset, matcher, case) for case in cases]
+
+
+def run_case(ruleset: RuleSet, matcher: Matcher, case: RuleCase) -> CaseResult:
+    try:
+        event = parse_event(_event_payload(case))
+        customer = snapshot_from(case.customer, event.customer_id, event.occurred_at)
+    except (ValidationError, ValueError, TypeError) as error:
+        detail = error.messages if isinstance(error, ValidationError) else str(error)
+        return CaseResult(case, f"the case itself is invalid: {detail}")
+    evaluation = evaluate(ruleset, matcher, customer, event, explain=True)
+    return CaseResult(case, _compare(case, evaluation))
+
+
+def _event_payload(case: RuleCase) -> dict[str, Any]:
+    payload: dict[str, Any] = {"event_id": f"case-{case.line}", "customer_id": "case-customer"}
+    payload.update(_plain(case.event))
+    if payload.get("type") in ("purchase", "refund"):
+        payload.setdefault("order_id", f"order-{case.line}")
+    if isinstance(payload.get("occurred_at"), datetime):
+        payload["occurred_at"] = payload["occurred_at"].isoformat()
+    if payload.get("type") == "referral":
+        payload.setdefault("referrer_id", "case-referrer")
+    return payload
+
+
+def _plain(value: Any) -> Any:
+    """YAML's dates and numbers, back to what JSON would have carried."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return Decimal(str(value))
+    return value
+
+
+def snapshot_from(fields: Mapping[str, Any], customer_id: str, at: datetime) -> CustomerSnapshot:
+    """A hypothetical member, as a rule-file case or a dry run describes them."""
+    unknown = set(fields) - set(CUSTOMER_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown customer field(s) {sorted(unknown)}; known: {', '.join(CUSTOMER_FIELDS)}")
+    days_since_purchase = fields.get("days_since_last_purchase")
+    days_since_enrolment = fields.get("days_since_enrolment")
+    birthday = fields.get("birthday")
+    if isinstance(birthday, str):
+        birthday = date.fromisoformat(birthday)
+    return CustomerSnapshot(
+        customer_id=customer_id,
+        tier=fields.get("tier"),
+        points_available=int(fields.get("balance", 0)),
+        points_pending=int(fields.get("points_pending", 0)),
+        lifetime_spend=Decimal(str(fields.get("lifetime_spend", 0))),
+        order_count=int(fields.get("order_count", 0)),
+        last_purchase_at=at - timedelta(days=int(days_since_purchase)) if days_since_purchase is not None else None,
+        enrolled_at=at - timedelta(days=int(days_since_enrolment)) if days_since_enrolment is not None else None,
+        birthday=birthday,
+        timezone=fields.get("timezone"),
+        tags=frozenset(fields.get("tags", ())),
+        segment=fields.get("segment"),
+        is_new=bool(fields.get("is_new", True)),
+    )
+
+
+def _compare(case: RuleCase, evaluation: Evaluation) -> str | None:
+    mine = [e for e in evaluation.effects if getattr(e, "campaign", None) == case.campaign]
+    problems = []
+    if "points" in case.expect:
+        points = sum(e.points for e in mine if isinstance(e, AwardPoints))
+        if points != case.expect["points"]:
+            problems.append(f"expected {case.expect['points']} points, got {points}")
+    if "rules" in case.expect:
+        fired = sorted({e.rule for e in mine if isinstance(e, (AwardPoints, TagCustomer))})
+        if fired != sorted(case.expect["rules"]):
+            problems.append(f"expected rules {sorted(case.expect['rules'])}, got {fired}")
+    if "tags" in case.expect:
+        tags = sorted({t for e in mine if isinstance(e, TagCustomer) for t in e.add})
+        if tags != sorted(case.expect["tags"]):
+            problems.append(f"expected tags {sorted(case.expect['tags'])}, got {tags}")
+    if not problems:
+        return None
+    why = [f"{t.rule}: {t.outcome} {t.reason}".strip() for t in evaluation.trace if t.campaign == case.campaign]
+    return "; ".join(problems) + (" (trace: " + " | ".join(why) + ")" if why else "")

@@ -1,0 +1,60 @@
+"""`loyalty rules check`: schema, compile, the engine's load, and the embedded tests.
+
+Prints ``file:line: reason`` for each problem, so marketers (and editors) can jump to it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from service.core.errors import RuleFileError
+from service.rules.cases import run_cases
+from service.rules.loader import load_rules_dir
+from service.rules.reference import ReferenceMatcher
+
+
+def check_rules(path: str | Path, *, engine_timeout: float = 60.0) -> int:
+    try:
+        loaded = load_rules_dir(path)
+    except RuleFileError as error:
+        for problem in error.problems:
+            print(f"{Path(path) / problem.file if problem.line or problem.file != str(path) else problem.file}"
+                  f"{':' + str(problem.line) if problem.line else ''}: {problem.message}")
+        print(f"{len(error.problems)} problem(s) in {path}", file=sys.stderr)
+        return 1
+    ruleset = loaded.ruleset
+    results = run_cases(ruleset, ReferenceMatcher(ruleset.rules), loaded.cases)
+    failures = [r for r in results if not r.passed]
+    for result in failures:
+        print(f"{Path(path) / result.case.file}:{result.case.line}: {result.case.campaign}::"
+              f"{result.case.name}: {result.failure}")
+    engine_problems = probe_engine(path, engine_timeout)
+    for problem in engine_problems:
+        print(problem)
+    campaigns, rules = len(ruleset.campaigns), len(ruleset.rules)
+    summary = (f"{path}: version {ruleset.version}, {campaigns} campaign(s), {rules} rule(s), "
+               f"{len(results) - len(failures)}/{len(results)} case(s) passed")
+    if failures or engine_problems:
+        print(summary + " - FAILED", file=sys.stderr)
+        return 1
+    print(summary)
+    return 0
+
+
+def probe_engine(path: str | Path, timeout: float) -> list[str]:
+    """Load the rules into durable-rules in a child process: some rulesets make the engine
+    hang rather than fail, and a hang must not take the checker with it."""
+    command = [sys.executable, "-m", "service.rules.engine_probe", str(path)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return [f"{path}: the rule engine did not finish loading these rules in {timeout:.0f} s"]
+    if done.returncode != 0:
+        detail = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        return [f"{path}: the rule engine failed on these rules: {detail}"]
+    report = json.loads(done.stdout)
+    return [f"{path}/{d['file']}:{d['line']}: {d['case']}: engines disagree: {d['detail']}"
+            for d in report["disagreements"]]

@@ -1,0 +1,204 @@
+"""``rules/program.yaml``: the points policy, tiers, messaging and catalogues."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any
+
+from service.core.events import EVENT_TYPES
+from service.core.programme import PointsPolicy, Programme, TierLevel, TierPolicy
+from service.rules.problems import Problems
+from service.rules.values import (
+    read_clock,
+    read_decimal,
+    read_duration,
+    read_int,
+    read_text,
+    read_timezone,
+)
+from service.rules.yaml_source import LocatedDict
+
+PROGRAMME_KEYS = ("programme", "currency", "timezone", "points", "tiers", "messaging", "offers", "rewards")
+TIER_METRICS = ("spend", "points", "orders")
+
+
+def parse_programme(document: Any, problems: Problems) -> Programme | None:
+    root = problems.mapping(document, 1, "program.yaml")
+    if root is None:
+        return None
+    problems.unknown_keys(root, PROGRAMME_KEYS, "the programme")
+    if not problems.required(root, ("programme", "currency", "timezone"), "the programme"):
+        return None
+    name = read_text(problems, root["programme"], root.line_of("programme"), "programme")
+    currency = read_text(problems, root["currency"], root.line_of("currency"), "currency")
+    if currency is not None and (len(currency) != 3 or not currency.isalpha()):
+        problems.add(root.line_of("currency"), f"currency {currency!r} is not an ISO 4217 code such as CNY")
+    timezone = read_timezone(problems, root["timezone"], root.line_of("timezone"), "timezone")
+    points = _points(root, problems)
+    tiers = _tiers(root, problems)
+    extras = {key: root[key] for key in ("messaging", "offers", "rewards") if key in root}
+    _messaging(root, problems)
+    _catalogue(root, "offers", ("id", "title", "discount_percent", "valid_for", "description"), problems)
+    _catalogue(root, "rewards", ("id", "title", "cost", "description"), problems)
+    if name is None or currency is None or timezone is None:
+        return None
+    return Programme(
+        id=name,
+        currency=currency.upper(),
+        timezone=timezone,
+        points=points,
+        tiers=tiers,
+        extras=MappingProxyType(extras),
+    )
+
+
+def _points(root: LocatedDict, problems: Problems) -> PointsPolicy:
+    if "points" not in root:
+        return PointsPolicy()
+    section = problems.mapping(root["points"], root.line_of("points"), "points")
+    if section is None:
+        return PointsPolicy()
+    problems.unknown_keys(section, ("expiry", "pending"), "points")
+    expire_after, warn_before = PointsPolicy().expire_after, ()
+    expiry = section.get("expiry")
+    if expiry is not None:
+        expiry_map = problems.mapping(expiry, section.line_of("expiry"), "points.expiry")
+        if expiry_map is not None:
+            problems.unknown_keys(expiry_map, ("after", "warn_before"), "points.expiry")
+            if "after" in expiry_map:
+                expire_after = read_duration(
+                    problems, expiry_map["after"], expiry_map.line_of("after"), "points.expiry.after"
+                )
+            warnings = expiry_map.get("warn_before", [])
+            seq = problems.sequence(warnings, expiry_map.line_of("warn_before"), "warn_before")
+            read = [read_duration(problems, w, expiry_map.line_of("warn_before"), "warn_before") for w in seq or []]
+            warn_before = tuple(sorted((w for w in read if w is not None), reverse=True))
+    pending_for: tuple[str, ...] = ()
+    pending_days = 0
+    pending = section.get("pending")
+    if pending is not None:
+        pending_map = problems.mapping(pending, section.line_of("pending"), "points.pending")
+        if pending_map is not None:
+            problems.unknown_keys(pending_map, ("for", "days"), "points.pending")
+            kinds = problems.sequence(pending_map.get("for", []), pending_map.line_of("for"), "pending.for")
+            for kind in kinds or []:
+                if kind not in EVENT_TYPES:
+                    problems.add(pending_map.line_of("for"), f"pending.for: {kind!r} is not an event type")
+            pending_for = tuple(k for k in kinds or [] if k in EVENT_TYPES)
+            days = read_int(problems, pending_map.get("days", 0), pending_map.line_of("days"), "pending.days")
+            pending_days = days or 0
+    return PointsPolicy(
+        expire_after=expire_after,
+        warn_before=warn_before,
+        pending_for=pending_for,
+        pending_days=pending_days,
+    )
+
+
+def _tiers(root: LocatedDict, problems: Problems) -> TierPolicy:
+    if "tiers" not in root:
+        return TierPolicy()
+    section = problems.mapping(root["tiers"], root.line_of("tiers"), "tiers")
+    if section is None:
+        return TierPolicy()
+    problems.unknown_keys(section, ("metric", "window", "review", "levels"), "tiers")
+    default = TierPolicy()
+    metric = section.get("metric", "spend")
+    if metric not in TIER_METRICS:
+        problems.add(section.line_of("metric"), f"tiers.metric must be one of {', '.join(TIER_METRICS)}")
+    window = default.window
+    if "window" in section:
+        window = read_duration(problems, section["window"], section.line_of("window"), "tiers.window") or window
+    review_every, grace = default.review_every, default.grace
+    if "review" in section:
+        review = problems.mapping(section["review"], section.line_of("review"), "tiers.review")
+        if review is not None:
+            problems.unknown_keys(review, ("every", "grace"), "tiers.review")
+            if "every" in review:
+                review_every = read_duration(problems, review["every"], review.line_of("every"), "review.every") or review_every
+            if "grace" in review:
+                grace = read_duration(problems, review["grace"], review.line_of("grace"), "review.grace") or grace
+    levels = _levels(section, problems)
+    return TierPolicy(metric=metric, window=window, review_every=review_every, grace=grace, levels=levels)
+
+
+def _levels(section: LocatedDict, problems: Problems) -> tuple[TierLevel, ...]:
+    raw = problems.sequence(section.get("levels", []), section.line_of("levels"), "tiers.levels")
+    levels: list[TierLevel] = []
+    for index, entry in enumerate(raw or []):
+        line = raw.line_of(index) if raw is not None else section.line
+        level = problems.mapping(entry, line, "a tier level")
+        if level is None:
+            continue
+        problems.unknown_keys(level, ("name", "min", "multiplier"), "a tier level")
+        if not problems.required(level, ("name", "min"), "a tier level"):
+            continue
+        name = read_text(problems, level["name"], level.line_of("name"), "tier name")
+        minimum = read_decimal(problems, level["min"], level.line_of("min"), "tier min")
+        multiplier = Decimal(1)
+        if "multiplier" in level:
+            multiplier = read_decimal(
+                problems, level["multiplier"], level.line_of("multiplier"), "tier multiplier", positive=True
+            ) or multiplier
+        if name is None or minimum is None:
+            continue
+        if levels and minimum <= levels[-1].min:
+            problems.add(level.line, f"tier {name!r}: levels go from the lowest min to the highest")
+        if any(existing.name == name for existing in levels):
+            problems.add(level.line, f"tier {name!r} is listed twice")
+        levels.append(TierLevel(name, minimum, multiplier))
+    if levels and levels[0].min != 0:
+        problems.add(section.line_of("levels"), "the lowest tier must have min: 0, so every member has one")
+    return tuple(levels)
+
+
+def _messaging(root: LocatedDict, problems: Problems) -> None:
+    if "messaging" not in root:
+        return
+    section = problems.mapping(root["messaging"], root.line_of("messaging"), "messaging")
+    if section is None:
+        return
+    problems.unknown_keys(section, ("caps", "quiet_hours", "channels"), "messaging")
+    caps = problems.sequence(section.get("caps", []), section.line_of("caps"), "messaging.caps")
+    for index, cap in enumerate(caps or []):
+        line = caps.line_of(index) if caps is not None else section.line
+        entry = problems.mapping(cap, line, "a messaging cap")
+        if entry is None:
+            continue
+        problems.unknown_keys(entry, ("category", "channel", "max", "per"), "a messaging cap")
+        if problems.required(entry, ("max", "per"), "a messaging cap"):
+            read_int(problems, entry["max"], entry.line_of("max"), "cap max", minimum=1)
+            read_duration(problems, entry["per"], entry.line_of("per"), "cap per")
+    if "quiet_hours" in section:
+        quiet = problems.mapping(section["quiet_hours"], section.line_of("quiet_hours"), "quiet_hours")
+        if quiet is not None:
+            problems.unknown_keys(quiet, ("from", "to"), "quiet_hours")
+            if problems.required(quiet, ("from", "to"), "quiet_hours"):
+                read_clock(problems, quiet["from"], quiet.line_of("from"), "quiet_hours.from")
+                read_clock(problems, quiet["to"], quiet.line_of("to"), "quiet_hours.to")
+
+
+def _catalogue(root: LocatedDict, key: str, allowed: tuple[str, ...], problems: Problems) -> None:
+    if key not in root:
+        return
+    entries = problems.sequence(root[key], root.line_of(key), key)
+    seen: set[str] = set()
+    for index, raw in enumerate(entries or []):
+        line = entries.line_of(index) if entries is not None else root.line
+        entry = problems.mapping(raw, line, f"an entry of {key}")
+        if entry is None:
+            continue
+        problems.unknown_keys(entry, allowed, f"an entry of {key}")
+        if not problems.required(entry, ("id", "title"), f"an entry of {key}"):
+            continue
+        entry_id = read_text(problems, entry["id"], entry.line_of("id"), f"{key} id")
+        if entry_id in seen:
+            problems.add(entry.line, f"{key}: id {entry_id!r} is listed twice")
+        seen.add(entry_id or "")
+        if "cost" in entry:
+            read_int(problems, entry["cost"], entry.line_of("cost"), "reward cost", minimum=1)
+        if "valid_for" in entry:
+            read_duration(problems, entry["valid_for"], entry.line_of("valid_for"), "valid_for")
+        if "discount_percent" in entry:
+            read_decimal(problems, entry["discount_percent"], entry.line_of("discount_percent"), "discount_percent")

@@ -1,0 +1,80 @@
+"""YAML that remembers where each value came from, so every error can name a line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+
+class LocatedDict(dict[str, Any]):
+    """A mapping with the line of itself and of each of its keys (1-based)."""
+
+    line: int
+    key_lines: dict[str, int]
+
+    def line_of(self, key: str) -> int:
+        return self.key_lines.get(key, self.line)
+
+
+class LocatedList(list[Any]):
+    line: int
+    item_lines: list[int]
+
+    def line_of(self, index: int) -> int:
+        return self.item_lines[index] if index < len(self.item_lines) else self.line
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that records lines and refuses duplicate keys (a silent overwrite in YAML)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> LocatedDict:  # type: ignore[override]
+        result = LocatedDict()
+        result.line = node.start_mark.line + 1
+        result.key_lines = {}
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str):
+                # Keys such as `on:` or `2026:` are parsed by YAML as booleans or numbers.
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} must be text; quote it", key_node.start_mark
+                )
+            if key in result:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            result[key] = self.construct_object(value_node, deep=True)
+            result.key_lines[key] = key_node.start_mark.line + 1
+        return result
+
+    def construct_sequence(self, node: yaml.SequenceNode, deep: bool = False) -> LocatedList:  # type: ignore[override]
+        result = LocatedList(self.construct_object(child, deep=True) for child in node.value)
+        result.line = node.start_mark.line + 1
+        result.item_lines = [child.start_mark.line + 1 for child in node.value]
+        return result
+
+
+_Loader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _Loader.construct_mapping
+)
+_Loader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _Loader.construct_sequence
+)
+
+
+class YamlSyntaxError(ValueError):
+    def __init__(self, line: int | None, message: str) -> None:
+        self.line = line
+        super().__init__(message)
+
+
+def load_yaml(text: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 1 if mark is not None else None
+        return_message = error.problem or error.context or "invalid YAML"
+        raise YamlSyntaxError(line, return_message) from error
+    except yaml.YAMLError as error:
+        raise YamlSyntaxError(None, str(error)) from error

@@ -1,0 +1,152 @@
+"""members, events, ledger, lots, orders, budgets, rules versions
+
+Revision ID: 0001
+Revises: 
+Create Date: 2026-11-23 11:45:56.405682
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+import service.storage.types
+
+
+revision = '0001'
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table('campaign_budgets',
+    sa.Column('campaign', sa.String(length=128), nullable=False),
+    sa.Column('points_used', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('campaign', name=op.f('pk_campaign_budgets'))
+    )
+    op.create_table('events',
+    sa.Column('event_id', sa.String(length=128), nullable=False),
+    sa.Column('customer_id', sa.String(length=128), nullable=False),
+    sa.Column('type', sa.String(length=16), nullable=False),
+    sa.Column('occurred_at', service.storage.types.UtcDateTime(), nullable=False),
+    sa.Column('recorded_at', service.storage.types.UtcDateTime(), nullable=False),
+    sa.Column('body_hash', sa.String(length=64), nullable=False),
+    sa.Column('payload', sa.JSON(), nullable=False),
+    sa.Column('result', sa.JSON(), nullable=False),
+    sa.Column('rules_version', sa.String(length=32), nullable=False),
+    sa.PrimaryKeyConstraint('event_id', name=op.f('pk_events'))
+    )
+    with op.batch_alter_table('events', schema=None) as batch_op:
+        batch_op.create_index('ix_events_customer_occurred', ['customer_id', 'occurred_at'], unique=False)
+        batch_op.create_index('ix_events_occurred', ['occurred_at'], unique=False)
+
+    op.create_table('members',
+    sa.Column('customer_id', sa.String(length=128), nullable=False),
+    sa.Column('tier', sa.String(length=64), nullable=True),
+    sa.Column('tier_since', service.storage.types.UtcDateTime(), nullable=True),
+    sa.Column('points_available', sa.BigInteger(), nullable=False),
+    sa.Column('points_pending', sa.BigInteger(), nullable=False),
+    sa.Column('points_debt', sa.BigInteger(), nullable=False),
+    sa.Column('lifetime_spend', service.storage.types.Money(), nullable=False),
+    sa.Column('order_count', sa.Integer(), nullable=False),
+    sa.Column('events_applied', sa.Integer(), nullable=False),
+    sa.Column('last_purchase_at', service.storage.types.UtcDateTime(), nullable=True),
+    sa.Column('enrolled_at', service.storage.types.UtcDateTime(), nullable=True),
+    sa.Column('first_seen_at', service.storage.types.UtcDateTime(), nullable=False),
+    sa.Column('birthday', sa.Date(), nullable=True),
+    sa.Column('timezone', sa.String(length=64), nullable=True),
+    sa.Column('email', sa.String(length=254), nullable=True),
+    sa.Column('phone', sa.String(length=32), nullable=True),
+    sa.Column('tags', sa.JSON(), nullable=False),
+    sa.Column('segment', sa.String(length=64), nullable=True),
+    sa.PrimaryKeyConstraint('customer_id', name=op.f('pk_members'))
+    )
+    op.create_table('orders',
+    sa.Column('customer_id', sa.String(length=128), nullable=False),
+    sa.Column('order_id', sa.String(length=128), nullable=False),
+    sa.Column('amount', service.storage.types.Money(), nullable=False),
+    sa.Column('occurred_at', service.storage.types.UtcDateTime(), nullable=False),
+    sa.Column('points_earned', sa.BigInteger(), nullable=False),
+    sa.Column('points_clawed', sa.BigInteger(), nullable=False),
+    sa.Column('refunded_amount', service.storage.types.Money(), nullable=False),
+    sa.PrimaryKeyConstraint('customer_id', 'order_id', name=op.f('pk_orders'))
+    )
+    op.create_table('point_lots',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('customer_id', sa.String(length=128), nullable=False),
+    sa.Column('event_id', sa.String(length=128), nullable=False),
+    sa.Column('order_id', sa.String(length=128), nullable=True),
+    sa.Column('earned_at', service.storage.types.UtcDateTime(), nullable=False),
+    sa.Column('available_at', service.storage.types.UtcDateTime(), nullable=False),
+    sa.Column('expires_at', service.storage.types.UtcDateTime(), nullable=True),
+    sa.Column('points', sa.BigInteger(), nullable=False),
+    sa.Column('remaining', sa.BigInteger(), nullable=False),
+    sa.Column('pending', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_point_lots'))
+    )
+    with op.batch_alter_table('point_lots', schema=None) as batch_op:
+        batch_op.create_index('ix_point_lots_customer_remaining', ['customer_id', 'remaining'], unique=False)
+
+    op.create_table('rule_firings',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('customer_id', sa.String(length=128), nullable=False),
+    sa.Column('rule_key', sa.String(length=260), nullable=False),
+    sa.Column('occurred_at', service.storage.types.UtcDateTime(), nullable=False),
+    sa.Column('event_id', sa.String(length=128), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_rule_firings'))
+    )
+    with op.batch_alter_table('rule_firings', schema=None) as batch_op:
+        batch_op.create_index('ix_rule_firings_customer_rule', ['customer_id', 'rule_key'], unique=False)
+
+    op.create_table('rules_versions',
+    sa.Column('version', sa.String(length=32), nullable=False),
+    sa.Column('files', sa.JSON(), nullable=False),
+    sa.Column('first_loaded_at', service.storage.types.UtcDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('version', name=op.f('pk_rules_versions'))
+    )
+    op.create_table('ledger_entries',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('customer_id', sa.String(length=128), nullable=False),
+    sa.Column('kind', sa.String(length=24), nullable=False),
+    sa.Column('points', sa.BigInteger(), nullable=False),
+    sa.Column('debt', sa.BigInteger(), nullable=False),
+    sa.Column('event_id', sa.String(length=128), nullable=True),
+    sa.Column('campaign', sa.String(length=128), nullable=True),
+    sa.Column('rule', sa.String(length=128), nullable=True),
+    sa.Column('rules_version', sa.String(length=32), nullable=True),
+    sa.Column('order_id', sa.String(length=128), nullable=True),
+    sa.Column('lot_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('occurred_at', service.storage.types.UtcDateTime(), nullable=False),
+    sa.Column('recorded_at', service.storage.types.UtcDateTime(), nullable=False),
+    sa.Column('note', sa.Text(), nullable=True),
+    sa.ForeignKeyConstraint(['lot_id'], ['point_lots.id'], name=op.f('fk_ledger_entries_lot_id')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_entries'))
+    )
+    with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
+        batch_op.create_index('ix_ledger_entries_customer_id', ['customer_id', 'id'], unique=False)
+
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
+        batch_op.drop_index('ix_ledger_entries_customer_id')
+
+    op.drop_table('ledger_entries')
+    op.drop_table('rules_versions')
+    with op.batch_alter_table('rule_firings', schema=None) as batch_op:
+        batch_op.drop_index('ix_rule_firings_customer_rule')
+
+    op.drop_table('rule_firings')
+    with op.batch_alter_table('point_lots', schema=None) as batch_op:
+        batch_op.drop_index('ix_point_lots_customer_remaining')
+
+    op.drop_table('point_lots')
+    op.drop_table('orders')
+    op.drop_table('members')
+    with op.batch_alter_table('events', schema=None) as batch_op:
+        batch_op.drop_index('ix_events_occurred')
+        batch_op.drop_index('ix_events_customer_occurred')
+
+    op.drop_table('events')
+    op.drop_table('campaign_budgets')

@@ -1,0 +1,145 @@
+"""The schema, as SQLAlchemy Core tables. Alembic migrations create it; this mirrors them
+(a test compares the two)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from service.storage.types import Money, UtcDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER keys only
+Moment = UtcDateTime()
+
+members = Table(
+    "members",
+    metadata,
+    Column("customer_id", String(128), primary_key=True),
+    Column("tier", String(64)),
+    Column("tier_since", Moment),
+    Column("points_available", BigInteger, nullable=False, default=0),
+    Column("points_pending", BigInteger, nullable=False, default=0),
+    Column("points_debt", BigInteger, nullable=False, default=0),
+    Column("lifetime_spend", Money(), nullable=False, default=0),
+    Column("order_count", Integer, nullable=False, default=0),
+    Column("events_applied", Integer, nullable=False, default=0),
+    Column("last_purchase_at", Moment),
+    Column("enrolled_at", Moment),
+    Column("first_seen_at", Moment, nullable=False),
+    Column("birthday", Date),
+    Column("timezone", String(64)),
+    Column("email", String(254)),
+    Column("phone", String(32)),
+    Column("tags", JSON, nullable=False, default=list),
+    Column("segment", String(64)),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("event_id", String(128), primary_key=True),
+    Column("customer_id", String(128), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("occurred_at", Moment, nullable=False),
+    Column("recorded_at", Moment, nullable=False),
+    Column("body_hash", String(64), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("result", JSON, nullable=False),
+    Column("rules_version", String(32), nullable=False),
+    Index("ix_events_customer_occurred", "customer_id", "occurred_at"),
+    Index("ix_events_occurred", "occurred_at"),
+)
+
+point_lots = Table(
+    "point_lots",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("customer_id", String(128), nullable=False),
+    Column("event_id", String(128), nullable=False),
+    Column("order_id", String(128)),
+    Column("earned_at", Moment, nullable=False),
+    Column("available_at", Moment, nullable=False),
+    Column("expires_at", Moment),
+    Column("points", BigInteger, nullable=False),
+    Column("remaining", BigInteger, nullable=False),
+    Column("pending", Integer, nullable=False, default=0),  # 1 while held through the return window
+    Index("ix_point_lots_customer_remaining", "customer_id", "remaining"),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("customer_id", String(128), nullable=False),
+    Column("kind", String(24), nullable=False),
+    Column("points", BigInteger, nullable=False),  # signed change to the balance
+    Column("debt", BigInteger, nullable=False, default=0),  # signed change to what is owed
+    Column("event_id", String(128)),
+    Column("campaign", String(128)),
+    Column("rule", String(128)),
+    Column("rules_version", String(32)),
+    Column("order_id", String(128)),
+    Column("lot_id", Id, ForeignKey("point_lots.id")),
+    Column("occurred_at", Moment, nullable=False),
+    Column("recorded_at", Moment, nullable=False),
+    Column("note", Text),
+    Index("ix_ledger_entries_customer_id", "customer_id", "id"),
+)
+
+rule_firings = Table(
+    "rule_firings",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("customer_id", String(128), nullable=False),
+    Column("rule_key", String(260), nullable=False),
+    Column("occurred_at", Moment, nullable=False),
+    Column("event_id", String(128), nullable=False),
+    Index("ix_rule_firings_customer_rule", "customer_id", "rule_key"),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("customer_id", String(128), primary_key=True),
+    Column("order_id", String(128), primary_key=True),
+    Column("amount", Money(), nullable=False),
+    Column("occurred_at", Moment, nullable=False),
+    Column("points_earned", BigInteger, nullable=False, default=0),
+    Column("points_clawed", BigInteger, nullable=False, default=0),
+    Column("refunded_amount", Money(), nullable=False, default=0),
+)
+
+campaign_budgets = Table(
+    "campaign_budgets",
+    metadata,
+    Column("campaign", String(128), primary_key=True),
+    Column("points_used", BigInteger, nullable=False, default=0),
+)
+
+rules_versions = Table(
+    "rules_versions",
+    metadata,
+    Column("version", String(32), primary_key=True),
+    Column("files", JSON, nullable=False),
+    Column("first_loaded_at", Moment, nullable=False),
+)

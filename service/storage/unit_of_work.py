@@ -1,0 +1,45 @@
+"""One database transaction per use case."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from sqlalchemy import Connection, Engine
+
+from service.storage.store import SqlStore
+
+
+class SqlUnitOfWork:
+    """``with uow: ...; uow.commit()``. Leaving the block without commit rolls back."""
+
+    def __init__(self, engine: Engine, *, readonly: bool = False) -> None:
+        self._engine = engine
+        self._readonly = readonly
+        self._connection: Connection | None = None
+
+    def __enter__(self) -> SqlUnitOfWork:
+        connection = self._engine.connect()
+        if self._readonly:
+            connection = connection.execution_options(readonly=True)
+        self._connection = connection
+        connection.begin()
+        self.store = SqlStore(connection)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._connection is not None
+        try:
+            if self._connection.in_transaction():
+                self._connection.rollback()
+        finally:
+            self._connection.close()
+            self._connection = None
+
+    def commit(self) -> None:
+        assert self._connection is not None
+        self._connection.commit()
