@@ -172,14 +172,14 @@ class ConditionParser:
         scope: Mapping[str, str], prefix: str,
     ) -> Condition | None:
         where = f"{prefix}{path}"
+        if kind in (ITEMS, STRINGS) and op not in ("any", "all"):
+            self.problems.add(line, f"{where} is a list; use `any` or `all` to test its elements")
+            return None
         if op not in OPERATORS:
             self.problems.add(line, f"{where}: unknown operator {op!r}{suggest(op, OPERATORS)}")
             return None
         if op in ("any", "all"):
             return self._quantifier(path, kind, op, operand, line, prefix)
-        if kind in (ITEMS, STRINGS):
-            self.problems.add(line, f"{where} is a list; use `any` or `all` to test its elements")
-            return None
         if op == "exists":
             if not isinstance(operand, bool):
                 self.problems.add(line, f"{where}: `exists` takes true or false")
