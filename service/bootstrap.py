@@ -78,4 +78,3 @@ def build_services(
     if load_rules:
         services.reload_rules()
     return services
-

@@ -31,8 +31,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     rules_commands = rules.add_subparsers(dest="rules_command", required=True)
     check = rules_commands.add_parser("check", help="validate, compile and run the embedded tests")
     check.add_argument("path", nargs="?", help="rules directory (default LOYALTY_RULES_DIR)")
-    check.add_argument("--engine-timeout", type=float, default=60.0,
-                       help="seconds the rule engine may take to load the rules")
+    check.add_argument(
+        "--engine-timeout",
+        type=float,
+        default=60.0,
+        help="seconds the rule engine may take to load the rules",
+    )
 
     args = parser.parse_args(argv)
     if args.command == "serve":

@@ -57,11 +57,16 @@ class ItemSchema(StrictSchema):
     sku = fields.String(required=True, validate=validate.Length(min=1, max=128))
     category = fields.String(validate=validate.Length(min=1, max=128))
     quantity = fields.Decimal(
-        load_default=Decimal(1), allow_nan=False,
-        validate=[validate.Range(min=Decimal(0), min_inclusive=False, max=Decimal(100000)), _at_most_places(4)],
+        load_default=Decimal(1),
+        allow_nan=False,
+        validate=[
+            validate.Range(min=Decimal(0), min_inclusive=False, max=Decimal(100000)),
+            _at_most_places(4),
+        ],
     )
     price = fields.Decimal(
-        load_default=Decimal(0), allow_nan=False,
+        load_default=Decimal(0),
+        allow_nan=False,
         validate=[validate.Range(min=Decimal(0), max=MAX_AMOUNT), _at_most_places(4)],
     )
 
@@ -74,9 +79,13 @@ class ProfileSchema(StrictSchema):
     birthday = fields.Date()
     timezone = fields.String()
     email = fields.Email(validate=validate.Length(max=254))
-    phone = fields.String(validate=validate.Regexp(r"^\+?[0-9 ()-]{3,32}$", error="is not a phone number"))
+    phone = fields.String(
+        validate=validate.Regexp(r"^\+?[0-9 ()-]{3,32}$", error="is not a phone number")
+    )
     tags = fields.List(
-        fields.String(validate=validate.Regexp(r"^[a-z0-9_:-]{1,64}$", error="use a-z, 0-9, _ : -")),
+        fields.String(
+            validate=validate.Regexp(r"^[a-z0-9_:-]{1,64}$", error="use a-z, 0-9, _ : -")
+        ),
         validate=validate.Length(max=50),
     )
 
@@ -94,7 +103,7 @@ class ProfileSchema(StrictSchema):
         return Profile(**data)
 
 
-class AttributeValue(fields.Field):
+class AttributeValue(fields.Field):  # type: ignore[type-arg]
     """A scalar an activity carries: text, a number or a boolean."""
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
@@ -112,10 +121,12 @@ class EventSchema(StrictSchema):
     type = fields.String(required=True, validate=validate.OneOf(EVENT_TYPES))
     customer_id = fields.String(required=True, validate=ID)
     occurred_at = fields.AwareDateTime(
-        required=True, format="iso", error_messages={
+        required=True,
+        format="iso",
+        error_messages={
             "invalid_awareness": "needs a UTC offset, e.g. 2026-12-05T10:00:00+08:00",
             "invalid": "is not an RFC 3339 time such as 2026-12-05T10:00:00+08:00",
-        }
+        },
     )
 
 
@@ -142,9 +153,13 @@ class ReferralSchema(EventSchema):
 class ActivitySchema(EventSchema):
     kind = fields.String(
         required=True,
-        validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,63}$", error="use lower-case words joined by _"),
+        validate=validate.Regexp(
+            r"^[a-z][a-z0-9_]{0,63}$", error="use lower-case words joined by _"
+        ),
     )
-    attributes = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=64)), values=AttributeValue())
+    attributes = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1, max=64)), values=AttributeValue()
+    )
 
     @validates("attributes")
     def not_too_many(self, value: dict[str, Any], **_: Any) -> None:
@@ -212,7 +227,8 @@ def event_to_json(event: Event) -> dict[str, Any]:
         ]
     if event.attributes:
         body["attributes"] = {
-            k: _number(v) if isinstance(v, Decimal) else v for k, v in sorted(event.attributes.items())
+            k: _number(v) if isinstance(v, Decimal) else v
+            for k, v in sorted(event.attributes.items())
         }
     if event.profile is not None:
         profile = event.profile

@@ -53,7 +53,9 @@ class Settings:
         settings = cls(
             database_url=env.get("LOYALTY_DATABASE_URL", defaults.database_url),
             rules_dir=env.get("LOYALTY_RULES_DIR", defaults.rules_dir),
-            api_keys=parse_api_keys(env["LOYALTY_API_KEYS"]) if env.get("LOYALTY_API_KEYS") else defaults.api_keys,
+            api_keys=parse_api_keys(env["LOYALTY_API_KEYS"])
+            if env.get("LOYALTY_API_KEYS")
+            else defaults.api_keys,
             env=env.get("LOYALTY_ENV", defaults.env),
             engine=env.get("LOYALTY_ENGINE", defaults.engine),
             max_body_bytes=int(env.get("LOYALTY_MAX_BODY_BYTES", defaults.max_body_bytes)),
@@ -63,7 +65,9 @@ class Settings:
 
     def check(self) -> None:
         if self.engine not in ENGINES:
-            raise SettingsError(f"LOYALTY_ENGINE must be one of {', '.join(ENGINES)}, not {self.engine!r}")
+            raise SettingsError(
+                f"LOYALTY_ENGINE must be one of {', '.join(ENGINES)}, not {self.engine!r}"
+            )
         if self.is_production and any(key.secret == DEV_API_KEY for key in self.api_keys):
             raise SettingsError(
                 "LOYALTY_ENV=production refuses the development API key; set LOYALTY_API_KEYS"
@@ -72,7 +76,7 @@ class Settings:
     def sqlite_path(self) -> Path | None:
         prefix = "sqlite:///"
         if self.database_url.startswith(prefix) and self.database_url != "sqlite:///:memory:":
-            return Path(self.database_url[len(prefix):])
+            return Path(self.database_url[len(prefix) :])
         return None
 
 
@@ -86,6 +90,8 @@ def parse_api_keys(text: str) -> tuple[ApiKey, ...]:
         parsed = frozenset(s for s in scopes.split(",") if s)
         unknown = parsed - set(SCOPES) - {"*"}
         if unknown:
-            raise SettingsError(f"unknown scope(s) {sorted(unknown)}; known: {', '.join(SCOPES)}, *")
+            raise SettingsError(
+                f"unknown scope(s) {sorted(unknown)}; known: {', '.join(SCOPES)}, *"
+            )
         keys.append(ApiKey(secret, parsed))
     return tuple(keys)

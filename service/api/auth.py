@@ -35,10 +35,15 @@ def require(scope: str) -> Callable[[F], F]:
             key = authenticate(keys, request.headers.get("Authorization"))
             if key is None:
                 raise ApiProblem(
-                    401, "Unauthorized", "send `Authorization: Bearer <key>`", "unauthorized",
+                    401,
+                    "Unauthorized",
+                    "send `Authorization: Bearer <key>`",
+                    "unauthorized",
                 )
             if not key.allows(scope):
-                raise ApiProblem(403, "Forbidden", f"this key lacks the {scope!r} scope", "forbidden")
+                raise ApiProblem(
+                    403, "Forbidden", f"this key lacks the {scope!r} scope", "forbidden"
+                )
             return view(*args, **kwargs)
 
         guarded.required_scope = scope  # type: ignore[attr-defined]

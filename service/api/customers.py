@@ -23,4 +23,6 @@ def get_customer(customer_id: str) -> Response:
 @require("customers:read")
 def get_ledger(customer_id: str) -> Response:
     query = LedgerQuery().load(request.args)
-    return jsonify(ledger_view(services().read_uow, customer_id, query.get("cursor"), query["limit"]))
+    return jsonify(
+        ledger_view(services().read_uow, customer_id, query.get("cursor"), query["limit"])
+    )

@@ -49,10 +49,19 @@ def _one(svc: Services, rules: Any, raw: Any) -> dict[str, Any]:
         event = parse_event(raw)
         outcome = apply_event(svc.uow, rules, event, svc.clock)
     except ValidationError as error:
-        return {"status": "rejected", "http_status": 422, "errors": error.messages,
-                "event_id": raw.get("event_id") if isinstance(raw, dict) else None}
+        return {
+            "status": "rejected",
+            "http_status": 422,
+            "errors": error.messages,
+            "event_id": raw.get("event_id") if isinstance(raw, dict) else None,
+        }
     except EventConflict as error:
-        return {"status": "rejected", "http_status": 409, "detail": str(error), "event_id": event.event_id}
+        return {
+            "status": "rejected",
+            "http_status": 409,
+            "detail": str(error),
+            "event_id": event.event_id,
+        }
     return {**outcome.answer, "http_status": 201 if outcome.status == "applied" else 200}
 
 

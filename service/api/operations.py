@@ -27,11 +27,13 @@ def readyz() -> tuple[Response, int]:
         with svc.db.connect() as connection:
             connection.execute(text("SELECT 1"))
         checks["database"] = True
-    except Exception as error:  # noqa: BLE001 - any failure means not ready, and says why
+    except Exception as error:
         checks["database"] = False
         checks["database_error"] = type(error).__name__
     ready = checks["rules"] and checks["database"]
-    return jsonify({"status": "ready" if ready else "not ready", "checks": checks}), 200 if ready else 503
+    return jsonify(
+        {"status": "ready" if ready else "not ready", "checks": checks}
+    ), 200 if ready else 503
 
 
 @blueprint.get("/v1/rules")
@@ -39,25 +41,27 @@ def readyz() -> tuple[Response, int]:
 def get_rules() -> Response:
     svc = services()
     ruleset = svc.rules.active.ruleset
-    return jsonify({
-        "version": ruleset.version,
-        "engine": svc.settings.engine,
-        "programme": ruleset.programme.id,
-        "currency": ruleset.programme.currency,
-        "timezone": ruleset.programme.timezone,
-        "files": sorted(ruleset.files),
-        "campaigns": [
-            {
-                "id": c.id,
-                "description": c.description,
-                "priority": c.priority,
-                "active": {
-                    "from": c.active_from.isoformat() if c.active_from else None,
-                    "until": c.active_until.isoformat() if c.active_until else None,
-                },
-                "budget": {"points": c.budget.points} if c.budget else None,
-                "rules": [r.name for r in c.rules],
-            }
-            for c in ordered(ruleset.campaigns)
-        ],
-    })
+    return jsonify(
+        {
+            "version": ruleset.version,
+            "engine": svc.settings.engine,
+            "programme": ruleset.programme.id,
+            "currency": ruleset.programme.currency,
+            "timezone": ruleset.programme.timezone,
+            "files": sorted(ruleset.files),
+            "campaigns": [
+                {
+                    "id": c.id,
+                    "description": c.description,
+                    "priority": c.priority,
+                    "active": {
+                        "from": c.active_from.isoformat() if c.active_from else None,
+                        "until": c.active_until.isoformat() if c.active_until else None,
+                    },
+                    "budget": {"points": c.budget.points} if c.budget else None,
+                    "rules": [r.name for r in c.rules],
+                }
+                for c in ordered(ruleset.campaigns)
+            ],
+        }
+    )

@@ -18,11 +18,23 @@ PROBLEM_TYPE = "https://loyalty.example/problems/"
 class ApiProblem(Exception):
     def __init__(self, status: int, title: str, detail: str, slug: str, **extra: Any) -> None:
         super().__init__(detail)
-        self.status, self.title, self.detail, self.slug, self.extra = status, title, detail, slug, extra
+        self.status, self.title, self.detail, self.slug, self.extra = (
+            status,
+            title,
+            detail,
+            slug,
+            extra,
+        )
 
 
 def problem(status: int, title: str, detail: str, slug: str, **extra: Any) -> Response:
-    body = {"type": PROBLEM_TYPE + slug, "title": title, "status": status, "detail": detail, **extra}
+    body = {
+        "type": PROBLEM_TYPE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
     response = Response(json.dumps(body), status=status, mimetype="application/problem+json")
     return response
 
@@ -38,7 +50,11 @@ def register_problem_handlers(app: Flask) -> None:
     @app.errorhandler(ValidationError)
     def _invalid(error: ValidationError) -> Response:
         return problem(
-            422, "Invalid request", _summary(error.messages), "invalid-request", errors=error.messages
+            422,
+            "Invalid request",
+            _summary(error.messages),
+            "invalid-request",
+            errors=error.messages,
         )
 
     @app.errorhandler(EventConflict)

@@ -13,7 +13,9 @@ from service.api.problems import ApiProblem
 def json_body() -> Any:
     if not request.is_json:
         raise ApiProblem(
-            415, "Unsupported media type", "send the body as JSON with Content-Type: application/json",
+            415,
+            "Unsupported media type",
+            "send the body as JSON with Content-Type: application/json",
             "unsupported-media-type",
         )
     try:

@@ -10,10 +10,15 @@ MAX_BATCH = 1000
 
 
 class DryRunRequest(StrictSchema):
-    event = fields.Dict(required=True, metadata={"description": "an event, as POST /v1/events takes"})
+    event = fields.Dict(
+        required=True, metadata={"description": "an event, as POST /v1/events takes"}
+    )
     customer = fields.Dict(
-        metadata={"description": "a hypothetical member: tier, balance, lifetime_spend, order_count, "
-                  "days_since_last_purchase, days_since_enrolment, segment, tags, birthday, timezone, is_new"}
+        metadata={
+            "description": "a hypothetical member: tier, balance, lifetime_spend, "
+            "order_count, days_since_last_purchase, days_since_enrolment, segment, tags, "
+            "birthday, timezone, is_new"
+        }
     )
     rules = fields.Dict(
         keys=fields.String(validate=validate.Length(min=1, max=200)),
@@ -23,7 +28,9 @@ class DryRunRequest(StrictSchema):
 
 
 class BatchRequest(StrictSchema):
-    events = fields.List(fields.Raw(), required=True, validate=validate.Length(min=1, max=MAX_BATCH))
+    events = fields.List(
+        fields.Raw(), required=True, validate=validate.Length(min=1, max=MAX_BATCH)
+    )
 
 
 class LedgerQuery(StrictSchema):

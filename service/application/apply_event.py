@@ -21,7 +21,7 @@ from service.application.ports import (
 )
 from service.application.posting import post_awards, post_clawback
 from service.application.rules_runtime import ActiveRules
-from service.core.effects import AwardPoints, Effect, Evaluation, TraceEntry
+from service.core.effects import AwardPoints, Effect, Evaluation, TagCustomer, TraceEntry
 from service.core.errors import EventConflict
 from service.core.evaluation import evaluate
 from service.core.events import Event
@@ -90,8 +90,16 @@ def _decide_and_record(
     evaluation = evaluate_for(store, rules, event, member, explain=False)
     evaluation = _within_budgets(store, rules, evaluation)
     changes = Changes(
-        event=StoredEvent(event.event_id, event.customer_id, event.type, event.occurred_at, digest,
-                          event_to_json(event), {}, ruleset.version),
+        event=StoredEvent(
+            event.event_id,
+            event.customer_id,
+            event.type,
+            event.occurred_at,
+            digest,
+            event_to_json(event),
+            {},
+            ruleset.version,
+        ),
         member=member,
         rules_version=ruleset.version,
     )
@@ -105,7 +113,9 @@ def _decide_and_record(
     post_awards(changes, event, awards, ruleset.programme.points)
     if event.type == "purchase" and event.order_id is not None and event.amount is not None:
         _record_order(store, changes, event, sum(a.points for a in awards))
-    changes.firings = sorted({f"{a.campaign}/{a.rule}" for a in effects if hasattr(a, "rule")})
+    changes.firings = sorted(
+        {f"{e.campaign}/{e.rule}" for e in effects if isinstance(e, (AwardPoints, TagCustomer))}
+    )
     update_member(member, event, evaluation.effects)
     answer = event_answer(event.event_id, "applied", effects, member, rules)
     changes.event = replace(changes.event, result=answer)
@@ -121,8 +131,12 @@ def evaluate_for(
     budgeted = [c.id for c in rules.ruleset.campaigns if c.budget is not None]
     used = store.budgets_used(budgeted) if budgeted else {}
     return evaluate(
-        rules.ruleset, rules.matcher, snapshot_of(member, firings), event,
-        budgets_used=used, explain=explain,
+        rules.ruleset,
+        rules.matcher,
+        snapshot_of(member, firings),
+        event,
+        budgets_used=used,
+        explain=explain,
     )
 
 
@@ -131,12 +145,20 @@ def _within_budgets(store: LoyaltyStore, rules: ActiveRules, evaluation: Evaluat
     effects: list[Effect] = []
     trace = list(evaluation.trace)
     for effect in evaluation.effects:
-        campaign = rules.ruleset.campaign(getattr(effect, "campaign", ""))
+        campaign = (
+            rules.ruleset.campaign(effect.campaign) if isinstance(effect, AwardPoints) else None
+        )
         if isinstance(effect, AwardPoints) and campaign is not None and campaign.budget is not None:
             granted = store.reserve_budget(campaign.id, campaign.budget.points, effect.points)
             if granted < effect.points:
-                trace.append(TraceEntry(campaign.id, effect.rule, "budget_spent",
-                                        f"granted {granted} of {effect.points}: budget ran out"))
+                trace.append(
+                    TraceEntry(
+                        campaign.id,
+                        effect.rule,
+                        "budget_spent",
+                        f"granted {granted} of {effect.points}: budget ran out",
+                    )
+                )
             if granted == 0:
                 continue
             effect = replace(effect, points=granted)
@@ -145,7 +167,8 @@ def _within_budgets(store: LoyaltyStore, rules: ActiveRules, evaluation: Evaluat
 
 
 def _record_order(store: LoyaltyStore, changes: Changes, event: Event, points: int) -> None:
-    assert event.order_id is not None and event.amount is not None
+    assert event.order_id is not None
+    assert event.amount is not None
     order = store.find_order(event.customer_id, event.order_id)
     if order is None:
         changes.new_order = True
@@ -157,7 +180,10 @@ def _record_order(store: LoyaltyStore, changes: Changes, event: Event, points: i
 
 
 def event_answer(
-    event_id: str, status: str, effects: list[Effect] | tuple[Effect, ...], member: MemberRecord,
+    event_id: str,
+    status: str,
+    effects: list[Effect] | tuple[Effect, ...],
+    member: MemberRecord,
     rules: ActiveRules,
 ) -> dict[str, Any]:
     return {
@@ -176,4 +202,3 @@ def customer_summary(member: MemberRecord, rules: ActiveRules) -> dict[str, Any]
         "tier": member.tier or (level.name if level else None),
         "points": {"available": member.points_available, "pending": member.points_pending},
     }
-

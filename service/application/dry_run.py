@@ -35,8 +35,11 @@ def dry_run(
         effects: list[Effect] = list(evaluation.effects)
         if event.type == "refund" and event.order_id is not None and known:
             scratch = Changes(
-                StoredEvent(event.event_id, event.customer_id, event.type, event.occurred_at, "", {}, {}, ""),
-                member, rules.version,
+                StoredEvent(
+                    event.event_id, event.customer_id, event.type, event.occurred_at, "", {}, {}, ""
+                ),
+                member,
+                rules.version,
             )
             order = uow.store.find_order(event.customer_id, event.order_id)
             clawback = post_clawback(scratch, event, order, uow.store.lots(event.customer_id))
@@ -45,7 +48,9 @@ def dry_run(
         return _answer(event, evaluation, effects, "stored" if known else "new")
 
 
-def _answer(event: Event, evaluation: Evaluation, effects: list[Effect], customer: str) -> dict[str, Any]:
+def _answer(
+    event: Event, evaluation: Evaluation, effects: list[Effect], customer: str
+) -> dict[str, Any]:
     return {
         "event_id": event.event_id,
         "dry_run": True,

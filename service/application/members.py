@@ -12,7 +12,9 @@ from service.core.effects import Effect, TagCustomer
 from service.core.events import Event
 
 
-def snapshot_of(member: MemberRecord, firings: Mapping[str, tuple[datetime, ...]]) -> CustomerSnapshot:
+def snapshot_of(
+    member: MemberRecord, firings: Mapping[str, tuple[datetime, ...]]
+) -> CustomerSnapshot:
     return CustomerSnapshot(
         customer_id=member.customer_id,
         tier=member.tier,

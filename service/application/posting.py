@@ -17,24 +17,40 @@ from service.core.ledger import Lot, clawback_points, pay_debt, settle_clawback
 from service.core.programme import PointsPolicy
 
 EARNED, PENDING, DEBT_PAID, CLAWED_BACK, DEBT_RECORDED = (
-    "earned", "pending", "debt_paid", "clawed_back", "debt_recorded",
+    "earned",
+    "pending",
+    "debt_paid",
+    "clawed_back",
+    "debt_recorded",
 )
 
 
-def post_awards(changes: Changes, event: Event, awards: Sequence[AwardPoints], policy: PointsPolicy) -> None:
+def post_awards(
+    changes: Changes, event: Event, awards: Sequence[AwardPoints], policy: PointsPolicy
+) -> None:
     member = changes.member
     pending = event.type in policy.pending_for and policy.pending_days > 0
-    available_at = event.occurred_at + timedelta(days=policy.pending_days) if pending else event.occurred_at
+    available_at = (
+        event.occurred_at + timedelta(days=policy.pending_days) if pending else event.occurred_at
+    )
     expires_at = event.occurred_at + policy.expire_after if policy.expire_after else None
     for award in awards:
         paid, credited = pay_debt(member.points_debt, award.points)
-        line = dict(campaign=award.campaign, rule=award.rule, order_id=event.order_id)
         if credited:
             changes.new_lots.append(
-                NewLot(credited, event.occurred_at, available_at, expires_at, event.order_id, pending)
+                NewLot(
+                    credited, event.occurred_at, available_at, expires_at, event.order_id, pending
+                )
             )
             changes.ledger.append(
-                LedgerLine(PENDING if pending else EARNED, credited, new_lot=len(changes.new_lots) - 1, **line)  # type: ignore[arg-type]
+                LedgerLine(
+                    PENDING if pending else EARNED,
+                    credited,
+                    campaign=award.campaign,
+                    rule=award.rule,
+                    order_id=event.order_id,
+                    new_lot=len(changes.new_lots) - 1,
+                )
             )
             if pending:
                 member.points_pending += credited
@@ -43,7 +59,15 @@ def post_awards(changes: Changes, event: Event, awards: Sequence[AwardPoints], p
         if paid:
             member.points_debt -= paid
             changes.ledger.append(
-                LedgerLine(DEBT_PAID, 0, debt=-paid, note=f"{paid} of {award.points} points paid debt", **line)  # type: ignore[arg-type]
+                LedgerLine(
+                    DEBT_PAID,
+                    0,
+                    debt=-paid,
+                    campaign=award.campaign,
+                    rule=award.rule,
+                    order_id=event.order_id,
+                    note=f"{paid} of {award.points} points paid debt",
+                )
             )
 
 
@@ -76,7 +100,10 @@ def post_clawback(
         member.points_debt += settled.shortfall
         changes.ledger.append(
             LedgerLine(
-                DEBT_RECORDED, 0, debt=settled.shortfall, order_id=event.order_id,
+                DEBT_RECORDED,
+                0,
+                debt=settled.shortfall,
+                order_id=event.order_id,
                 note=f"{settled.shortfall} points were already spent; later earnings repay them",
             )
         )

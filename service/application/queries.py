@@ -25,7 +25,9 @@ def customer_view(
             raise NotFound(f"no member {customer_id!r}")
         spend, orders = uow.store.spend_in_window(customer_id, now - policy.window)
         expiring = uow.store.expiring(customer_id, now + EXPIRING_WITHIN)
-    value = {"spend": spend, "orders": Decimal(orders)}.get(policy.metric, Decimal(member.points_available))
+    value = {"spend": spend, "orders": Decimal(orders)}.get(
+        policy.metric, Decimal(member.points_available)
+    )
     level = policy.level(member.tier)
     return {
         "customer_id": customer_id,
@@ -35,7 +37,9 @@ def customer_view(
             "available": member.points_available,
             "pending": member.points_pending,
             "debt": member.points_debt,
-            "expiring": [{"points": points, "on": at.date().isoformat()} for points, at in expiring],
+            "expiring": [
+                {"points": points, "on": at.date().isoformat()} for points, at in expiring
+            ],
         },
         "lifetime_spend": format(member.lifetime_spend, "f"),
         "order_count": member.order_count,

@@ -56,4 +56,3 @@ class RulesRuntime:
             candidate = self.compile(files)
             self._active = candidate
             return candidate
-

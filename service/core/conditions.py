@@ -22,13 +22,14 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 Scalar = str | Decimal | bool
 Facts = Mapping[str, object]
 
 COMPARISONS = ("eq", "ne", "gt", "gte", "lt", "lte")
 NEGATED = {"eq": "ne", "ne": "eq", "gt": "lte", "lte": "gt", "gte": "lt", "lt": "gte"}
-_PYTHON_OPS: dict[str, Callable[[object, object], bool]] = {
+_PYTHON_OPS: dict[str, Callable[[Any, Any], bool]] = {
     "eq": operator.eq,
     "ne": operator.ne,
     "gt": operator.gt,
@@ -166,7 +167,9 @@ def compile_predicate(condition: Condition) -> Predicate:
 
             def all_elements(facts: Facts) -> bool:
                 array = facts.get(path)
-                return isinstance(array, tuple) and bool(array) and all(on_element(e) for e in array)
+                return (
+                    isinstance(array, tuple) and bool(array) and all(on_element(e) for e in array)
+                )
 
             return all_elements
     raise TypeError(condition)

@@ -13,7 +13,9 @@ def parse_duration(text: str) -> timedelta:
     """Parse ``<count><unit>``; raise ValueError naming the accepted form otherwise."""
     match = _DURATION.match(text.strip()) if isinstance(text, str) else None
     if match is None:
-        raise ValueError(f"{text!r} is not a duration; write a whole number and s, m, h, d or w, e.g. 30d")
+        raise ValueError(
+            f"{text!r} is not a duration; write a whole number and s, m, h, d or w, e.g. 30d"
+        )
     count, unit = int(match.group(1)), match.group(2)
     if count <= 0:
         raise ValueError(f"{text!r} must be longer than zero")

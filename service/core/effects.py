@@ -14,7 +14,12 @@ class AwardPoints:
     type: str = "award_points"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "points": self.points, "campaign": self.campaign, "rule": self.rule}
+        return {
+            "type": self.type,
+            "points": self.points,
+            "campaign": self.campaign,
+            "rule": self.rule,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +76,12 @@ class TraceEntry:
     reason: str = ""
 
     def as_dict(self) -> dict[str, str]:
-        return {"campaign": self.campaign, "rule": self.rule, "outcome": self.outcome, "reason": self.reason}
+        return {
+            "campaign": self.campaign,
+            "rule": self.rule,
+            "outcome": self.outcome,
+            "reason": self.reason,
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,7 +98,9 @@ def _refusal(
 ) -> tuple[str, str] | None:
     if not campaign.is_active(at):
         return INACTIVE, _inactive_reason(campaign, at)
-    if rule.limit is not None and limit_reached(rule.limit, customer.rule_firings.get(rule.key, ()), at):
+    if rule.limit is not None and limit_reached(
+        rule.limit, customer.rule_firings.get(rule.key, ()), at
+    ):
         return LIMIT_REACHED, f"already fired {rule.limit.per_customer} time(s) in the window"
     if campaign.budget is not None and used.get(campaign.id, 0) >= campaign.budget.points:
         return BUDGET_SPENT, f"budget of {campaign.budget.points} points is spent"

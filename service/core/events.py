@@ -48,9 +48,7 @@ class Event:
     referrer_id: str | None = None
     code: str | None = None
     kind: str | None = None
-    attributes: Mapping[str, AttributeValue] = field(
-        default_factory=lambda: MappingProxyType({})
-    )
+    attributes: Mapping[str, AttributeValue] = field(default_factory=lambda: MappingProxyType({}))
     profile: Profile | None = None
 
     def __post_init__(self) -> None:

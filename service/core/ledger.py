@@ -7,6 +7,7 @@ and equally the sum of the signed ledger entries; these functions keep both true
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,12 +35,11 @@ class Take:
 
 def fifo_order(lots: Sequence[Lot]) -> list[Lot]:
     """The order points are spent in: soonest to expire first, then oldest, then by id."""
-    far = datetime.max.replace(tzinfo=None)
     return sorted(
         lots,
         key=lambda lot: (
-            lot.expires_at.replace(tzinfo=None) if lot.expires_at else far,
-            lot.earned_at.replace(tzinfo=None),
+            lot.expires_at.timestamp() if lot.expires_at else math.inf,
+            lot.earned_at.timestamp(),
             lot.id,
         ),
     )
@@ -76,7 +76,9 @@ def clawback_points(
     if order_amount <= 0:
         return 0, refunded_before
     refunded_after = min(order_amount, refunded_before + refund_amount)
-    target = (Decimal(earned_on_order) * refunded_after / order_amount).to_integral_value(ROUND_FLOOR)
+    target = (Decimal(earned_on_order) * refunded_after / order_amount).to_integral_value(
+        ROUND_FLOOR
+    )
     if refunded_after == order_amount:
         target = Decimal(earned_on_order)
     return max(0, int(target) - clawed_so_far), refunded_after

@@ -28,4 +28,6 @@ def progress(policy: TierPolicy, tier: str | None, value: Decimal) -> dict[str, 
 
 
 def _plain(value: Decimal) -> str:
-    return format(value.normalize(), "f") if value == value.to_integral_value() else format(value, "f")
+    return (
+        format(value.normalize(), "f") if value == value.to_integral_value() else format(value, "f")
+    )

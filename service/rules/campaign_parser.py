@@ -75,7 +75,9 @@ def parse_campaign(
     rules = _rules(root, problems, conditions, campaign_id)
     cases = _cases(root, problems, campaign_id)
     if "tests" not in root:
-        problems.add(root.line, f"campaign {campaign_id!r} has no `tests:`; every campaign carries its cases")
+        problems.add(
+            root.line, f"campaign {campaign_id!r} has no `tests:`; every campaign carries its cases"
+        )
     campaign = Campaign(
         id=campaign_id,
         rules=tuple(rules),
@@ -99,9 +101,13 @@ def _active(root: LocatedDict, problems: Problems, timezone: str) -> tuple[Any, 
     problems.unknown_keys(active, ("from", "until"), "active")
     start = end = None
     if "from" in active:
-        start = read_moment(problems, active["from"], active.line_of("from"), "active.from", timezone, False)
+        start = read_moment(
+            problems, active["from"], active.line_of("from"), "active.from", timezone, False
+        )
     if "until" in active:
-        end = read_moment(problems, active["until"], active.line_of("until"), "active.until", timezone, True)
+        end = read_moment(
+            problems, active["until"], active.line_of("until"), "active.until", timezone, True
+        )
     if start is not None and end is not None and end <= start:
         problems.add(active.line, "active.until comes before active.from")
     return start, end
@@ -116,7 +122,9 @@ def _budget(root: LocatedDict, problems: Problems) -> PointsBudget | None:
     problems.unknown_keys(budget, ("points",), "budget")
     if not problems.required(budget, ("points",), "budget"):
         return None
-    points = read_int(problems, budget["points"], budget.line_of("points"), "budget.points", minimum=1)
+    points = read_int(
+        problems, budget["points"], budget.line_of("points"), "budget.points", minimum=1
+    )
     return PointsBudget(points) if points is not None else None
 
 
@@ -184,13 +192,16 @@ def _effects(entry: LocatedDict, problems: Problems) -> tuple[EffectSpec, ...] |
                 problems.add(line, "an effect is one key, e.g. `- award_points: {...}`")
             effects.append(None)
             continue
-        (kind, body), = effect.items()
+        ((kind, body),) = effect.items()
         if kind == "award_points":
             effects.append(_award(body, line, problems))
         elif kind == "tag":
             effects.append(_tag(body, line, problems))
         else:
-            problems.add(line, f"unknown effect {kind!r}{suggest(kind, EFFECTS)}; known: {', '.join(EFFECTS)}")
+            problems.add(
+                line,
+                f"unknown effect {kind!r}{suggest(kind, EFFECTS)}; known: {', '.join(EFFECTS)}",
+            )
             effects.append(None)
     if any(e is None for e in effects):
         return None
@@ -199,7 +210,10 @@ def _effects(entry: LocatedDict, problems: Problems) -> tuple[EffectSpec, ...] |
 
 def _award(body: Any, line: int, problems: Problems) -> PointsFormula | None:
     if isinstance(body, int) and not isinstance(body, bool):
-        return PointsFormula(points=Decimal(body)) if body > 0 else _bad(problems, line, "points must be positive")
+        if body > 0:
+            return PointsFormula(points=Decimal(body))
+        problems.add(line, "points must be positive")
+        return None
     spec = problems.mapping(body, line, "award_points")
     if spec is None:
         return None
@@ -207,24 +221,42 @@ def _award(body: Any, line: int, problems: Problems) -> PointsFormula | None:
     before = len(problems.found)
     points = Decimal(1)
     if "points" in spec:
-        points = read_decimal(problems, spec["points"], spec.line_of("points"), "points", positive=True) or points
+        points = (
+            read_decimal(problems, spec["points"], spec.line_of("points"), "points", positive=True)
+            or points
+        )
     of = spec.get("of")
     if of is not None and FIELD_TYPES.get(of) != NUMBER:
         numeric = [p for p, t in FIELD_TYPES.items() if t == NUMBER]
-        problems.add(spec.line_of("of"), f"award_points.of: {of!r} is not a numeric field{suggest(str(of), numeric)}")
-    if of is None and ("per" in spec or "multiplier" not in spec and "points" not in spec):
-        problems.add(spec.line, "award_points needs `points`, or `per` and `of` (e.g. per: 1, of: amount)")
+        problems.add(
+            spec.line_of("of"),
+            f"award_points.of: {of!r} is not a numeric field{suggest(str(of), numeric)}",
+        )
+    if of is None and ("per" in spec or ("multiplier" not in spec and "points" not in spec)):
+        problems.add(
+            spec.line, "award_points needs `points`, or `per` and `of` (e.g. per: 1, of: amount)"
+        )
     per = Decimal(1)
     if "per" in spec:
         per = read_decimal(problems, spec["per"], spec.line_of("per"), "per", positive=True) or per
     multiplier = Decimal(1)
     if "multiplier" in spec:
-        multiplier = read_decimal(
-            problems, spec["multiplier"], spec.line_of("multiplier"), "multiplier", positive=True
-        ) or multiplier
+        multiplier = (
+            read_decimal(
+                problems,
+                spec["multiplier"],
+                spec.line_of("multiplier"),
+                "multiplier",
+                positive=True,
+            )
+            or multiplier
+        )
     rounding = spec.get("round", "floor")
     if rounding not in ROUNDING:
-        problems.add(spec.line_of("round"), f"round must be one of {', '.join(ROUNDING)}, got {kind_of(rounding)}")
+        problems.add(
+            spec.line_of("round"),
+            f"round must be one of {', '.join(ROUNDING)}, got {kind_of(rounding)}",
+        )
     maximum = None
     if "max" in spec:
         maximum = read_int(problems, spec["max"], spec.line_of("max"), "max", minimum=1)
@@ -245,7 +277,7 @@ def _award(body: Any, line: int, problems: Problems) -> PointsFormula | None:
 
 
 def _tag(body: Any, line: int, problems: Problems) -> TagChange | None:
-    if isinstance(body, LocatedList) or isinstance(body, str):
+    if isinstance(body, (LocatedList, str)):
         names = [body] if isinstance(body, str) else list(body)
         if all(isinstance(n, str) and n for n in names) and names:
             return TagChange(add=tuple(names))
@@ -275,7 +307,9 @@ def _limit(entry: LocatedDict, problems: Problems) -> Limit | None:
     problems.unknown_keys(limit, ("per_customer", "per"), "limit")
     if not problems.required(limit, ("per_customer",), "limit"):
         return None
-    count = read_int(problems, limit["per_customer"], limit.line_of("per_customer"), "per_customer", minimum=1)
+    count = read_int(
+        problems, limit["per_customer"], limit.line_of("per_customer"), "per_customer", minimum=1
+    )
     window = None
     if "per" in limit and limit["per"] != "lifetime":
         window = read_duration(problems, limit["per"], limit.line_of("per"), "limit.per")
@@ -307,13 +341,16 @@ def _cases(root: LocatedDict, problems: Problems, campaign_id: str) -> list[Rule
             continue
         problems.unknown_keys(expect, EXPECT_KEYS, "expect")
         cases.append(
-            RuleCase(campaign_id, str(entry["name"]), dict(customer), dict(event), dict(expect), problems.file, entry.line)
+            RuleCase(
+                campaign_id,
+                str(entry["name"]),
+                dict(customer),
+                dict(event),
+                dict(expect),
+                problems.file,
+                entry.line,
+            )
         )
     if entries is not None and not entries:
         problems.add(root.line_of("tests"), "`tests` is empty; every campaign carries its cases")
     return cases
-
-
-def _bad(problems: Problems, line: int, message: str) -> None:
-    problems.add(line, message)
-    return None

@@ -18,8 +18,18 @@ from service.event_schema import parse_event
 from service.rules.campaign_parser import RuleCase
 
 CUSTOMER_FIELDS = (
-    "tier", "balance", "lifetime_spend", "order_count", "days_since_last_purchase",
-    "days_since_enrolment", "segment", "tags", "birthday", "timezone", "is_new", "points_pending",
+    "tier",
+    "balance",
+    "lifetime_spend",
+    "order_count",
+    "days_since_last_purchase",
+    "days_since_enrolment",
+    "segment",
+    "tags",
+    "birthday",
+    "timezone",
+    "is_new",
+    "points_pending",
 )
 
 
@@ -34,7 +44,9 @@ class CaseResult:
 
     def __str__(self) -> str:
         verdict = "ok" if self.passed else f"FAILED: {self.failure}"
-        return f"{self.case.file}:{self.case.line}: {self.case.campaign}::{self.case.name}: {verdict}"
+        return (
+            f"{self.case.file}:{self.case.line}: {self.case.campaign}::{self.case.name}: {verdict}"
+        )
 
 
 def run_cases(ruleset: RuleSet, matcher: Matcher, cases: Iterable[RuleCase]) -> list[CaseResult]:
@@ -83,7 +95,9 @@ def snapshot_from(fields: Mapping[str, Any], customer_id: str, at: datetime) -> 
     """A hypothetical member, as a rule-file case or a dry run describes them."""
     unknown = set(fields) - set(CUSTOMER_FIELDS)
     if unknown:
-        raise ValueError(f"unknown customer field(s) {sorted(unknown)}; known: {', '.join(CUSTOMER_FIELDS)}")
+        raise ValueError(
+            f"unknown customer field(s) {sorted(unknown)}; known: {', '.join(CUSTOMER_FIELDS)}"
+        )
     days_since_purchase = fields.get("days_since_last_purchase")
     days_since_enrolment = fields.get("days_since_enrolment")
     birthday = fields.get("birthday")
@@ -96,8 +110,12 @@ def snapshot_from(fields: Mapping[str, Any], customer_id: str, at: datetime) -> 
         points_pending=int(fields.get("points_pending", 0)),
         lifetime_spend=Decimal(str(fields.get("lifetime_spend", 0))),
         order_count=int(fields.get("order_count", 0)),
-        last_purchase_at=at - timedelta(days=int(days_since_purchase)) if days_since_purchase is not None else None,
-        enrolled_at=at - timedelta(days=int(days_since_enrolment)) if days_since_enrolment is not None else None,
+        last_purchase_at=at - timedelta(days=int(days_since_purchase))
+        if days_since_purchase is not None
+        else None,
+        enrolled_at=at - timedelta(days=int(days_since_enrolment))
+        if days_since_enrolment is not None
+        else None,
         birthday=birthday,
         timezone=fields.get("timezone"),
         tags=frozenset(fields.get("tags", ())),
@@ -123,5 +141,9 @@ def _compare(case: RuleCase, evaluation: Evaluation) -> str | None:
             problems.append(f"expected tags {sorted(case.expect['tags'])}, got {tags}")
     if not problems:
         return None
-    why = [f"{t.rule}: {t.outcome} {t.reason}".strip() for t in evaluation.trace if t.campaign == case.campaign]
+    why = [
+        f"{t.rule}: {t.outcome} {t.reason}".strip()
+        for t in evaluation.trace
+        if t.campaign == case.campaign
+    ]
     return "; ".join(problems) + (" (trace: " + " | ".join(why) + ")" if why else "")

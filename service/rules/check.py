@@ -21,22 +21,27 @@ def check_rules(path: str | Path, *, engine_timeout: float = 60.0) -> int:
         loaded = load_rules_dir(path)
     except RuleFileError as error:
         for problem in error.problems:
-            print(f"{Path(path) / problem.file if problem.line or problem.file != str(path) else problem.file}"
-                  f"{':' + str(problem.line) if problem.line else ''}: {problem.message}")
+            where = problem.file if problem.file == str(path) else str(Path(path) / problem.file)
+            line = f":{problem.line}" if problem.line else ""
+            print(f"{where}{line}: {problem.message}")
         print(f"{len(error.problems)} problem(s) in {path}", file=sys.stderr)
         return 1
     ruleset = loaded.ruleset
     results = run_cases(ruleset, ReferenceMatcher(ruleset.rules), loaded.cases)
     failures = [r for r in results if not r.passed]
     for result in failures:
-        print(f"{Path(path) / result.case.file}:{result.case.line}: {result.case.campaign}::"
-              f"{result.case.name}: {result.failure}")
+        print(
+            f"{Path(path) / result.case.file}:{result.case.line}: {result.case.campaign}::"
+            f"{result.case.name}: {result.failure}"
+        )
     engine_problems = probe_engine(path, engine_timeout)
-    for problem in engine_problems:
-        print(problem)
+    for message in engine_problems:
+        print(message)
     campaigns, rules = len(ruleset.campaigns), len(ruleset.rules)
-    summary = (f"{path}: version {ruleset.version}, {campaigns} campaign(s), {rules} rule(s), "
-               f"{len(results) - len(failures)}/{len(results)} case(s) passed")
+    summary = (
+        f"{path}: version {ruleset.version}, {campaigns} campaign(s), {rules} rule(s), "
+        f"{len(results) - len(failures)}/{len(results)} case(s) passed"
+    )
     if failures or engine_problems:
         print(summary + " - FAILED", file=sys.stderr)
         return 1
@@ -56,5 +61,7 @@ def probe_engine(path: str | Path, timeout: float) -> list[str]:
         detail = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
         return [f"{path}: the rule engine failed on these rules: {detail}"]
     report = json.loads(done.stdout)
-    return [f"{path}/{d['file']}:{d['line']}: {d['case']}: engines disagree: {d['detail']}"
-            for d in report["disagreements"]]
+    return [
+        f"{path}/{d['file']}:{d['line']}: {d['case']}: engines disagree: {d['detail']}"
+        for d in report["disagreements"]
+    ]

@@ -41,7 +41,20 @@ from service.core.patterns import validate_pattern
 from service.rules.problems import Problems, kind_of, suggest
 from service.rules.yaml_source import LocatedDict, LocatedList
 
-OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "exists", "matches", "any", "all")
+OPERATORS = (
+    "eq",
+    "ne",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "in",
+    "not_in",
+    "exists",
+    "matches",
+    "any",
+    "all",
+)
 COMBINATORS = ("all_of", "any_of", "not")
 MAX_IN_VALUES = 500
 ORDERED_TYPES = (NUMBER, STRING)
@@ -69,7 +82,9 @@ class ConditionParser:
         return self._mapping(mapping, {}, "")
 
     # A mapping is a conjunction of its entries.
-    def _mapping(self, mapping: LocatedDict, scope: Mapping[str, str], prefix: str) -> Condition | None:
+    def _mapping(
+        self, mapping: LocatedDict, scope: Mapping[str, str], prefix: str
+    ) -> Condition | None:
         parts: list[Condition | None] = []
         for key, value in mapping.items():
             line = mapping.line_of(key)
@@ -144,12 +159,15 @@ class ConditionParser:
                 return None
             known = self.dynamic.setdefault(path, inferred)
             if known != inferred:
-                self.problems.add(line, f"{path!r} is compared with a {inferred} here and a {known} elsewhere")
+                self.problems.add(
+                    line, f"{path!r} is compared with a {inferred} here and a {known} elsewhere"
+                )
                 return None
             return inferred
         self.problems.add(
-            line, f"unknown field {path!r}{suggest(path, list(FIELD_TYPES))}; fields under "
-            "attributes.* are free"
+            line,
+            f"unknown field {path!r}{suggest(path, list(FIELD_TYPES))}; fields under "
+            "attributes.* are free",
         )
         return None
 
@@ -167,9 +185,15 @@ class ConditionParser:
             return None
         return _conjunction([p for p in parts if p is not None])
 
-    def _operator(  # noqa: PLR0911 - one branch per operator reads best
-        self, path: str, kind: str, op: str, operand: Any, line: int,
-        scope: Mapping[str, str], prefix: str,
+    def _operator(
+        self,
+        path: str,
+        kind: str,
+        op: str,
+        operand: Any,
+        line: int,
+        scope: Mapping[str, str],
+        prefix: str,
     ) -> Condition | None:
         where = f"{prefix}{path}"
         if kind in (ITEMS, STRINGS) and op not in ("any", "all"):
@@ -195,7 +219,9 @@ class ConditionParser:
         literal = self._literal(path, kind, operand, line, prefix)
         return None if literal is None else Compare(path, op, literal)
 
-    def _matches(self, path: str, kind: str, operand: Any, line: int, where: str) -> Condition | None:
+    def _matches(
+        self, path: str, kind: str, operand: Any, line: int, where: str
+    ) -> Condition | None:
         if kind != STRING:
             self.problems.add(line, f"{where} is a {kind}; `matches` needs text")
             return None
@@ -218,9 +244,13 @@ class ConditionParser:
             self.problems.add(line, f"{prefix}{path}: `{op}` needs at least one value")
             return None
         if len(values) > MAX_IN_VALUES:
-            self.problems.add(line, f"{prefix}{path}: `{op}` lists {len(values)} values; at most {MAX_IN_VALUES}")
+            self.problems.add(
+                line, f"{prefix}{path}: `{op}` lists {len(values)} values; at most {MAX_IN_VALUES}"
+            )
             return None
-        literals = [self._literal(path, kind, v, values.line_of(i), prefix) for i, v in enumerate(values)]
+        literals = [
+            self._literal(path, kind, v, values.line_of(i), prefix) for i, v in enumerate(values)
+        ]
         if any(lit is None for lit in literals):
             return None
         unique = list(dict.fromkeys(lit for lit in literals if lit is not None))
@@ -259,8 +289,9 @@ class ConditionParser:
             return None
         allowed = self.enumerations.get(path) if not prefix else None
         if allowed is not None and literal not in allowed:
+            hint = suggest(str(literal), allowed)
             self.problems.add(
-                line, f"{where}: {literal!r} is not one of {', '.join(allowed)}{suggest(str(literal), allowed)}"
+                line, f"{where}: {literal!r} is not one of {', '.join(allowed)}{hint}"
             )
             return None
         return literal

@@ -23,11 +23,15 @@ def main(path: str) -> int:
         by_engine = run_case(ruleset, durable, case)
         by_reference = run_case(ruleset, reference, case)
         if by_engine.failure != by_reference.failure:
-            disagreements.append({
-                "file": case.file, "line": case.line, "case": case.name,
-                "detail": f"durable-rules: {by_engine.failure or 'passed'}; "
-                          f"reference: {by_reference.failure or 'passed'}",
-            })
+            disagreements.append(
+                {
+                    "file": case.file,
+                    "line": case.line,
+                    "case": case.name,
+                    "detail": f"durable-rules: {by_engine.failure or 'passed'}; "
+                    f"reference: {by_reference.failure or 'passed'}",
+                }
+            )
     json.dump({"version": ruleset.version, "disagreements": disagreements}, sys.stdout)
     return 0
 

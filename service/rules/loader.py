@@ -37,7 +37,9 @@ def read_rules_dir(directory: str | Path) -> dict[str, str]:
     """The rule files under a directory, as {relative path: text}."""
     root = Path(directory)
     if not (root / PROGRAMME_FILE).is_file():
-        raise RuleFileError([RuleProblem(str(root), None, f"no {PROGRAMME_FILE} in this directory")])
+        raise RuleFileError(
+            [RuleProblem(str(root), None, f"no {PROGRAMME_FILE} in this directory")]
+        )
     files = {PROGRAMME_FILE: (root / PROGRAMME_FILE).read_text(encoding="utf-8")}
     for path in sorted((root / CAMPAIGN_DIR).glob("*.y*ml")):
         files[f"{CAMPAIGN_DIR}/{path.name}"] = path.read_text(encoding="utf-8")
@@ -63,14 +65,20 @@ def load_rules(files: Mapping[str, str]) -> LoadedRules:
     problems: list[RuleProblem] = []
     unknown = [p for p in files if p != PROGRAMME_FILE and not _is_campaign_path(p)]
     problems += [
-        RuleProblem(p, None, f"not a rule file; expected {PROGRAMME_FILE} or {CAMPAIGN_DIR}/<id>.yaml")
+        RuleProblem(
+            p, None, f"not a rule file; expected {PROGRAMME_FILE} or {CAMPAIGN_DIR}/<id>.yaml"
+        )
         for p in unknown
     ]
     if PROGRAMME_FILE not in files:
-        raise RuleFileError([*problems, RuleProblem(PROGRAMME_FILE, None, "the programme file is missing")])
+        raise RuleFileError(
+            [*problems, RuleProblem(PROGRAMME_FILE, None, "the programme file is missing")]
+        )
     program_problems = Problems(PROGRAMME_FILE)
     document = _parse_yaml(files[PROGRAMME_FILE], program_problems)
-    programme = parse_programme(document, program_problems) if program_problems.found == [] else None
+    programme = (
+        parse_programme(document, program_problems) if program_problems.found == [] else None
+    )
     problems += program_problems.found
     if programme is None:
         raise RuleFileError(problems or [RuleProblem(PROGRAMME_FILE, None, "invalid programme")])
@@ -120,13 +128,19 @@ def _parse_yaml(text: str, problems: Problems) -> object:
         return None
 
 
-def _engine_envelope(campaigns: Iterable[Campaign], dynamic: Mapping[str, str]) -> list[RuleProblem]:
+def _engine_envelope(
+    campaigns: Iterable[Campaign], dynamic: Mapping[str, str]
+) -> list[RuleProblem]:
     """Refuse what would hang the rule engine, naming the rule that does it."""
     problems = []
     if len(FIELD_TYPES) + len(dynamic) > MAX_FACT_FIELDS:
         problems.append(
-            RuleProblem(CAMPAIGN_DIR, None, f"rules read {len(dynamic)} attributes.* fields; at most "
-                        f"{MAX_FACT_FIELDS - len(FIELD_TYPES)}")
+            RuleProblem(
+                CAMPAIGN_DIR,
+                None,
+                f"rules read {len(dynamic)} attributes.* fields; at most "
+                f"{MAX_FACT_FIELDS - len(FIELD_TYPES)}",
+            )
         )
     values: dict[str, set[object]] = defaultdict(set)
     first_rule: dict[str, tuple[str, int]] = {}
@@ -138,8 +152,12 @@ def _engine_envelope(campaigns: Iterable[Campaign], dynamic: Mapping[str, str]) 
                     first_rule[path] = (rule.file, rule.line)
     for path, (file, line) in first_rule.items():
         problems.append(
-            RuleProblem(file, line, f"{path} is compared with {len(values[path])} distinct values "
-                        f"across the rules; at most {MAX_EQUALITY_VALUES}")
+            RuleProblem(
+                file,
+                line,
+                f"{path} is compared with {len(values[path])} distinct values "
+                f"across the rules; at most {MAX_EQUALITY_VALUES}",
+            )
         )
     return problems
 

@@ -40,7 +40,9 @@ class Problems:
         allowed = list(allowed)
         for key in mapping:
             if key not in allowed:
-                self.add(mapping.line_of(key), f"unknown key {key!r} in {what}{suggest(key, allowed)}")
+                self.add(
+                    mapping.line_of(key), f"unknown key {key!r} in {what}{suggest(key, allowed)}"
+                )
 
     def required(self, mapping: LocatedDict, keys: Iterable[str], what: str) -> bool:
         missing = [key for key in keys if key not in mapping]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
@@ -19,7 +20,16 @@ from service.rules.values import (
 )
 from service.rules.yaml_source import LocatedDict
 
-PROGRAMME_KEYS = ("programme", "currency", "timezone", "points", "tiers", "messaging", "offers", "rewards")
+PROGRAMME_KEYS = (
+    "programme",
+    "currency",
+    "timezone",
+    "points",
+    "tiers",
+    "messaging",
+    "offers",
+    "rewards",
+)
 TIER_METRICS = ("spend", "points", "orders")
 
 
@@ -33,13 +43,17 @@ def parse_programme(document: Any, problems: Problems) -> Programme | None:
     name = read_text(problems, root["programme"], root.line_of("programme"), "programme")
     currency = read_text(problems, root["currency"], root.line_of("currency"), "currency")
     if currency is not None and (len(currency) != 3 or not currency.isalpha()):
-        problems.add(root.line_of("currency"), f"currency {currency!r} is not an ISO 4217 code such as CNY")
+        problems.add(
+            root.line_of("currency"), f"currency {currency!r} is not an ISO 4217 code such as CNY"
+        )
     timezone = read_timezone(problems, root["timezone"], root.line_of("timezone"), "timezone")
     points = _points(root, problems)
     tiers = _tiers(root, problems)
     extras = {key: root[key] for key in ("messaging", "offers", "rewards") if key in root}
     _messaging(root, problems)
-    _catalogue(root, "offers", ("id", "title", "discount_percent", "valid_for", "description"), problems)
+    _catalogue(
+        root, "offers", ("id", "title", "discount_percent", "valid_for", "description"), problems
+    )
     _catalogue(root, "rewards", ("id", "title", "cost", "description"), problems)
     if name is None or currency is None or timezone is None:
         return None
@@ -60,7 +74,8 @@ def _points(root: LocatedDict, problems: Problems) -> PointsPolicy:
     if section is None:
         return PointsPolicy()
     problems.unknown_keys(section, ("expiry", "pending"), "points")
-    expire_after, warn_before = PointsPolicy().expire_after, ()
+    expire_after = PointsPolicy().expire_after
+    warn_before: tuple[timedelta, ...] = ()
     expiry = section.get("expiry")
     if expiry is not None:
         expiry_map = problems.mapping(expiry, section.line_of("expiry"), "points.expiry")
@@ -68,11 +83,17 @@ def _points(root: LocatedDict, problems: Problems) -> PointsPolicy:
             problems.unknown_keys(expiry_map, ("after", "warn_before"), "points.expiry")
             if "after" in expiry_map:
                 expire_after = read_duration(
-                    problems, expiry_map["after"], expiry_map.line_of("after"), "points.expiry.after"
+                    problems,
+                    expiry_map["after"],
+                    expiry_map.line_of("after"),
+                    "points.expiry.after",
                 )
             warnings = expiry_map.get("warn_before", [])
             seq = problems.sequence(warnings, expiry_map.line_of("warn_before"), "warn_before")
-            read = [read_duration(problems, w, expiry_map.line_of("warn_before"), "warn_before") for w in seq or []]
+            read = [
+                read_duration(problems, w, expiry_map.line_of("warn_before"), "warn_before")
+                for w in seq or []
+            ]
             warn_before = tuple(sorted((w for w in read if w is not None), reverse=True))
     pending_for: tuple[str, ...] = ()
     pending_days = 0
@@ -81,12 +102,18 @@ def _points(root: LocatedDict, problems: Problems) -> PointsPolicy:
         pending_map = problems.mapping(pending, section.line_of("pending"), "points.pending")
         if pending_map is not None:
             problems.unknown_keys(pending_map, ("for", "days"), "points.pending")
-            kinds = problems.sequence(pending_map.get("for", []), pending_map.line_of("for"), "pending.for")
+            kinds = problems.sequence(
+                pending_map.get("for", []), pending_map.line_of("for"), "pending.for"
+            )
             for kind in kinds or []:
                 if kind not in EVENT_TYPES:
-                    problems.add(pending_map.line_of("for"), f"pending.for: {kind!r} is not an event type")
+                    problems.add(
+                        pending_map.line_of("for"), f"pending.for: {kind!r} is not an event type"
+                    )
             pending_for = tuple(k for k in kinds or [] if k in EVENT_TYPES)
-            days = read_int(problems, pending_map.get("days", 0), pending_map.line_of("days"), "pending.days")
+            days = read_int(
+                problems, pending_map.get("days", 0), pending_map.line_of("days"), "pending.days"
+            )
             pending_days = days or 0
     return PointsPolicy(
         expire_after=expire_after,
@@ -106,21 +133,38 @@ def _tiers(root: LocatedDict, problems: Problems) -> TierPolicy:
     default = TierPolicy()
     metric = section.get("metric", "spend")
     if metric not in TIER_METRICS:
-        problems.add(section.line_of("metric"), f"tiers.metric must be one of {', '.join(TIER_METRICS)}")
+        problems.add(
+            section.line_of("metric"), f"tiers.metric must be one of {', '.join(TIER_METRICS)}"
+        )
     window = default.window
     if "window" in section:
-        window = read_duration(problems, section["window"], section.line_of("window"), "tiers.window") or window
+        window = (
+            read_duration(problems, section["window"], section.line_of("window"), "tiers.window")
+            or window
+        )
     review_every, grace = default.review_every, default.grace
     if "review" in section:
         review = problems.mapping(section["review"], section.line_of("review"), "tiers.review")
         if review is not None:
             problems.unknown_keys(review, ("every", "grace"), "tiers.review")
             if "every" in review:
-                review_every = read_duration(problems, review["every"], review.line_of("every"), "review.every") or review_every
+                review_every = (
+                    read_duration(
+                        problems, review["every"], review.line_of("every"), "review.every"
+                    )
+                    or review_every
+                )
             if "grace" in review:
-                grace = read_duration(problems, review["grace"], review.line_of("grace"), "review.grace") or grace
+                grace = (
+                    read_duration(
+                        problems, review["grace"], review.line_of("grace"), "review.grace"
+                    )
+                    or grace
+                )
     levels = _levels(section, problems)
-    return TierPolicy(metric=metric, window=window, review_every=review_every, grace=grace, levels=levels)
+    return TierPolicy(
+        metric=metric, window=window, review_every=review_every, grace=grace, levels=levels
+    )
 
 
 def _levels(section: LocatedDict, problems: Problems) -> tuple[TierLevel, ...]:
@@ -138,9 +182,16 @@ def _levels(section: LocatedDict, problems: Problems) -> tuple[TierLevel, ...]:
         minimum = read_decimal(problems, level["min"], level.line_of("min"), "tier min")
         multiplier = Decimal(1)
         if "multiplier" in level:
-            multiplier = read_decimal(
-                problems, level["multiplier"], level.line_of("multiplier"), "tier multiplier", positive=True
-            ) or multiplier
+            multiplier = (
+                read_decimal(
+                    problems,
+                    level["multiplier"],
+                    level.line_of("multiplier"),
+                    "tier multiplier",
+                    positive=True,
+                )
+                or multiplier
+            )
         if name is None or minimum is None:
             continue
         if levels and minimum <= levels[-1].min:
@@ -149,7 +200,9 @@ def _levels(section: LocatedDict, problems: Problems) -> tuple[TierLevel, ...]:
             problems.add(level.line, f"tier {name!r} is listed twice")
         levels.append(TierLevel(name, minimum, multiplier))
     if levels and levels[0].min != 0:
-        problems.add(section.line_of("levels"), "the lowest tier must have min: 0, so every member has one")
+        problems.add(
+            section.line_of("levels"), "the lowest tier must have min: 0, so every member has one"
+        )
     return tuple(levels)
 
 
@@ -171,7 +224,9 @@ def _messaging(root: LocatedDict, problems: Problems) -> None:
             read_int(problems, entry["max"], entry.line_of("max"), "cap max", minimum=1)
             read_duration(problems, entry["per"], entry.line_of("per"), "cap per")
     if "quiet_hours" in section:
-        quiet = problems.mapping(section["quiet_hours"], section.line_of("quiet_hours"), "quiet_hours")
+        quiet = problems.mapping(
+            section["quiet_hours"], section.line_of("quiet_hours"), "quiet_hours"
+        )
         if quiet is not None:
             problems.unknown_keys(quiet, ("from", "to"), "quiet_hours")
             if problems.required(quiet, ("from", "to"), "quiet_hours"):
@@ -201,4 +256,9 @@ def _catalogue(root: LocatedDict, key: str, allowed: tuple[str, ...], problems: 
         if "valid_for" in entry:
             read_duration(problems, entry["valid_for"], entry.line_of("valid_for"), "valid_for")
         if "discount_percent" in entry:
-            read_decimal(problems, entry["discount_percent"], entry.line_of("discount_percent"), "discount_percent")
+            read_decimal(
+                problems,
+                entry["discount_percent"],
+                entry.line_of("discount_percent"),
+                "discount_percent",
+            )

@@ -26,6 +26,4 @@ class ReferenceMatcher:
 
     def match(self, facts: Facts) -> frozenset[str]:
         candidates = self._by_type.get(facts.get("type"), ())  # type: ignore[call-overload]
-        return frozenset(
-            key for key, holds in (*candidates, *self._any_type) if holds(facts)
-        )
+        return frozenset(key for key, holds in (*candidates, *self._any_type) if holds(facts))

@@ -78,7 +78,9 @@ def read_moment(
     if isinstance(value, date):
         day = value + timedelta(days=1) if end_of_day else value
         return datetime.combine(day, time(0), tzinfo=ZoneInfo(timezone))
-    problems.add(line, f"{what} must be a date (2026-12-01) or a time with offset, got {kind_of(value)}")
+    problems.add(
+        line, f"{what} must be a date (2026-12-01) or a time with offset, got {kind_of(value)}"
+    )
     return None
 
 
@@ -89,6 +91,6 @@ def read_clock(problems: Problems, value: Any, line: int, what: str) -> str | No
             raise ValueError
         time.fromisoformat(text)
     except ValueError:
-        problems.add(line, f"{what} must be a time of day in quotes, such as \"21:00\"")
+        problems.add(line, f'{what} must be a time of day in quotes, such as "21:00"')
         return None
     return text

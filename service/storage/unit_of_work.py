@@ -12,6 +12,8 @@ from service.storage.store import SqlStore
 class SqlUnitOfWork:
     """``with uow: ...; uow.commit()``. Leaving the block without commit rolls back."""
 
+    store: SqlStore
+
     def __init__(self, engine: Engine, *, readonly: bool = False) -> None:
         self._engine = engine
         self._readonly = readonly

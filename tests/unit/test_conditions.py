@@ -44,11 +44,21 @@ ITEMS = (
         (ArrayAny("items", Compare("category", "eq", "coffee")), {"items": ITEMS}, True),
         (ArrayAll("items", Compare("category", "eq", "coffee")), {"items": ITEMS}, False),
         (ArrayAll("items", Exists("category", True)), {"items": ()}, False),  # empty: false
-        (ArrayAny("customer.tags", Compare(ELEMENT, "eq", "vip")), {"customer.tags": ("vip",)}, True),
-        (AnyOf((Compare("type", "eq", "refund"), Compare("type", "eq", "purchase"))),
-         {"type": "purchase"}, True),
-        (AllOf((Compare("type", "eq", "purchase"), Compare("amount", "gt", Decimal(1)))),
-         {"type": "purchase"}, False),
+        (
+            ArrayAny("customer.tags", Compare(ELEMENT, "eq", "vip")),
+            {"customer.tags": ("vip",)},
+            True,
+        ),
+        (
+            AnyOf((Compare("type", "eq", "refund"), Compare("type", "eq", "purchase"))),
+            {"type": "purchase"},
+            True,
+        ),
+        (
+            AllOf((Compare("type", "eq", "purchase"), Compare("amount", "gt", Decimal(1)))),
+            {"type": "purchase"},
+            False,
+        ),
     ],
 )
 def test_condition_meaning(condition, facts, holds) -> None:  # type: ignore[no-untyped-def]

@@ -53,31 +53,38 @@ EARN = textwrap.dedent("""\
 
 
 def test_tier_multiplier_applies_unless_the_rule_opts_out() -> None:
-    rs = ruleset(base=EARN, flat="""\
+    rs = ruleset(
+        base=EARN,
+        flat="""\
         rules:
           - name: flat
             when: {type: purchase}
             then: [{award_points: {points: 10, tier_multiplier: false}}]
-        """)
+        """,
+    )
     gold = CustomerSnapshot("c1", tier="gold")
     points = {e.campaign: e.points for e in run(rs, purchase("100.90"), gold).effects}
     assert points == {"base": 150, "flat": 10}
 
 
 def test_every_whole_per_earns_then_rounding_and_max() -> None:
-    rs = ruleset(promo="""\
+    rs = ruleset(
+        promo="""\
         rules:
           - name: r
             when: {type: purchase}
             then: [{award_points: {points: 5, per: 10, of: amount, multiplier: 1.3, round: ceil, max: 60}}]
-        """)
+        """
+    )
     assert run(rs, purchase("88")).points == 52  # 8 whole tens * 5 * 1.3 = 52
     assert run(rs, purchase("99.99")).points == 59  # 9 * 5 * 1.3 = 58.5 -> ceil 59
     assert run(rs, purchase("1000")).points == 60  # capped
 
 
 def test_higher_priority_first_and_ties_by_id() -> None:
-    rs = ruleset(b_low=EARN + "priority: 1\n", a_low=EARN + "priority: 1\n", z_high=EARN + "priority: 9\n")
+    rs = ruleset(
+        b_low=EARN + "priority: 1\n", a_low=EARN + "priority: 1\n", z_high=EARN + "priority: 9\n"
+    )
     assert [e.campaign for e in run(rs, purchase()).effects] == ["z-high", "a-low", "b-low"]
 
 
@@ -109,7 +116,9 @@ def test_a_limited_rule_is_refused_with_a_reason() -> None:
 
 def test_budget_caps_the_award_that_meets_its_end_then_refuses() -> None:
     rs = ruleset(promo="budget: {points: 150}\n" + EARN)
-    assert run(rs, purchase(), budgets_used={"promo": 100}).effects == (AwardPoints(50, "promo", "earn"),)
+    assert run(rs, purchase(), budgets_used={"promo": 100}).effects == (
+        AwardPoints(50, "promo", "earn"),
+    )
     spent = run(rs, purchase(), budgets_used={"promo": 150}, explain=True)
     assert spent.effects == ()
     assert spent.trace[0].outcome == "budget_spent"

@@ -42,7 +42,9 @@ def test_partial_refunds_add_up_to_a_full_one() -> None:
 @given(
     earned=st.integers(0, 10_000),
     amount=st.decimals(min_value=Decimal("0.01"), max_value=Decimal(10_000), places=2),
-    parts=st.lists(st.decimals(min_value=Decimal("0.01"), max_value=Decimal(5_000), places=2), max_size=6),
+    parts=st.lists(
+        st.decimals(min_value=Decimal("0.01"), max_value=Decimal(5_000), places=2), max_size=6
+    ),
 )
 def test_clawback_never_exceeds_what_was_earned(earned, amount, parts) -> None:  # type: ignore[no-untyped-def]
     clawed, refunded = 0, Decimal(0)

@@ -25,9 +25,13 @@ PROGRAM = textwrap.dedent("""\
 def campaign(body: str, name: str = "promo") -> dict[str, str]:
     text = f"campaign: {name}\n" + textwrap.dedent(body)
     if "tests:" not in text:
-        text += "tests: []\n" if False else (
-            "tests:\n  - name: smoke\n    event: {type: purchase, amount: 1, "
-            "occurred_at: 2026-12-01T10:00:00+08:00}\n    expect: {points: 0}\n"
+        text += (
+            "tests: []\n"
+            if False
+            else (
+                "tests:\n  - name: smoke\n    event: {type: purchase, amount: 1, "
+                "occurred_at: 2026-12-01T10:00:00+08:00}\n    expect: {points: 0}\n"
+            )
         )
     return {"program.yaml": PROGRAM, f"campaigns/{name}.yaml": text}
 
@@ -54,18 +58,22 @@ def with_when(when: str) -> dict[str, str]:
 
 
 def test_a_valid_campaign_compiles_to_the_intermediate_form() -> None:
-    loaded = load_rules(with_when("""\
+    loaded = load_rules(
+        with_when("""\
         type: purchase
         amount: {gte: 50, lt: "100"}
         channel: {in: [app, web]}
         items: {any: {category: coffee}}
-        """))
+        """)
+    )
     (rule,) = loaded.ruleset.rules
     assert rule.event_type == "purchase"
     assert isinstance(rule.condition, AllOf)
     parts = rule.condition.items
     assert parts[0] == Compare("type", "eq", "purchase")
-    assert parts[1] == AllOf((Compare("amount", "gte", Decimal(50)), Compare("amount", "lt", Decimal(100))))
+    assert parts[1] == AllOf(
+        (Compare("amount", "gte", Decimal(50)), Compare("amount", "lt", Decimal(100)))
+    )
     assert parts[2] == AnyOf((Compare("channel", "eq", "app"), Compare("channel", "eq", "web")))
     assert isinstance(parts[3], ArrayAny)
     assert len(loaded.ruleset.version) == 16
@@ -81,18 +89,33 @@ def test_literals_are_coerced_to_the_field_type() -> None:
 @pytest.mark.parametrize(
     ("when", "expected"),
     [
-        ("amuont: {gt: 5}", "campaigns/promo.yaml:5: unknown field 'amuont' (did you mean 'amount'?)"),
+        (
+            "amuont: {gt: 5}",
+            "campaigns/promo.yaml:5: unknown field 'amuont' (did you mean 'amount'?)",
+        ),
         ("amount: {greater: 5}", "campaigns/promo.yaml:5: amount: unknown operator 'greater'"),
         ("amount: {gt: abc}", "campaigns/promo.yaml:5: amount is a number; str 'abc' is not"),
         ("channel: {in: []}", "campaigns/promo.yaml:5: channel: `in` needs at least one value"),
         ("all_of: []", "campaigns/promo.yaml:5: `all_of` is empty"),
         ("any_of: []", "campaigns/promo.yaml:5: `any_of` is empty"),
         ("type: purchse", "campaigns/promo.yaml:5: type: 'purchse' is not one of"),
-        ("customer.tier: platinum", "campaigns/promo.yaml:5: customer.tier: 'platinum' is not one of"),
-        ("local.weekday: saturday", "campaigns/promo.yaml:5: local.weekday: 'saturday' is not one of"),
+        (
+            "customer.tier: platinum",
+            "campaigns/promo.yaml:5: customer.tier: 'platinum' is not one of",
+        ),
+        (
+            "local.weekday: saturday",
+            "campaigns/promo.yaml:5: local.weekday: 'saturday' is not one of",
+        ),
         ("customer.is_new: {gt: true}", "campaigns/promo.yaml:5: customer.is_new is a boolean"),
-        ("items: {category: coffee}", "campaigns/promo.yaml:5: items is a list; use `any` or `all`"),
-        ("not: {items: {any: {category: x}}}", "campaigns/promo.yaml:5: `not` cannot wrap `any`/`all`"),
+        (
+            "items: {category: coffee}",
+            "campaigns/promo.yaml:5: items is a list; use `any` or `all`",
+        ),
+        (
+            "not: {items: {any: {category: x}}}",
+            "campaigns/promo.yaml:5: `not` cannot wrap `any`/`all`",
+        ),
         ("channel: [app]", "campaigns/promo.yaml:5: channel: a list needs an operator"),
     ],
 )
@@ -109,7 +132,8 @@ def test_more_than_500_equality_values_on_one_field_is_refused() -> None:
 
 def test_distinct_values_are_counted_across_rules() -> None:
     rules = "rules:\n" + "".join(
-        f"  - name: r{i}\n    when: {{store_id: s{i}}}\n    then: [{{award_points: 1}}]\n" for i in range(501)
+        f"  - name: r{i}\n    when: {{store_id: s{i}}}\n    then: [{{award_points: 1}}]\n"
+        for i in range(501)
     )
     found = problems_of(campaign(rules))
     assert any("store_id is compared with 501 distinct values" in p for p in found), found
@@ -119,13 +143,24 @@ def test_distinct_values_are_counted_across_rules() -> None:
     ("files", "expected"),
     [
         ({"program.yaml": "programme: [unclosed"}, "program.yaml:1: invalid YAML"),
-        ({"program.yaml": PROGRAM + "bogus: 1\n"}, "program.yaml:8: unknown key 'bogus' in the programme"),
-        ({"program.yaml": PROGRAM.replace("Asia/Shanghai", "Mars/Olympus")}, "program.yaml:3: timezone"),
+        (
+            {"program.yaml": PROGRAM + "bogus: 1\n"},
+            "program.yaml:8: unknown key 'bogus' in the programme",
+        ),
+        (
+            {"program.yaml": PROGRAM.replace("Asia/Shanghai", "Mars/Olympus")},
+            "program.yaml:3: timezone",
+        ),
         ({"program.yaml": PROGRAM.replace("min: 0", "min: 10")}, "program.yaml:5: the lowest tier"),
-        ({"program.yaml": PROGRAM, "campaigns/a.yaml": "campaign: b\nrules: []\ntests: []\n"},
-         "campaigns/a.yaml:1: campaign 'b' must live in a file named b.yaml"),
+        (
+            {"program.yaml": PROGRAM, "campaigns/a.yaml": "campaign: b\nrules: []\ntests: []\n"},
+            "campaigns/a.yaml:1: campaign 'b' must live in a file named b.yaml",
+        ),
         ({"program.yaml": PROGRAM, "notes.txt": "hi"}, "notes.txt: not a rule file"),
-        ({"program.yaml": PROGRAM + "currency: USD\n"}, "program.yaml:8: invalid YAML: duplicate key"),
+        (
+            {"program.yaml": PROGRAM + "currency: USD\n"},
+            "program.yaml:8: invalid YAML: duplicate key",
+        ),
     ],
 )
 def test_bad_files_name_file_line_and_reason(files: dict[str, str], expected: str) -> None:
@@ -150,16 +185,22 @@ def test_effects_and_limits_are_checked() -> None:
 
 
 def test_a_campaign_without_cases_is_refused() -> None:
-    files = {"program.yaml": PROGRAM,
-             "campaigns/x.yaml": "campaign: x\nrules:\n  - {name: r, when: {type: purchase}, then: [{award_points: 1}]}\n"}
+    files = {
+        "program.yaml": PROGRAM,
+        "campaigns/x.yaml": "campaign: x\nrules:\n  - {name: r, when: {type: purchase}, then: [{award_points: 1}]}\n",
+    }
     assert any("has no `tests:`" in p for p in problems_of(files))
 
 
 def test_attribute_fields_take_their_type_from_the_rules() -> None:
     loaded = load_rules(with_when("type: activity\nattributes.rating: {gte: 4}"))
     assert loaded.ruleset.dynamic_fields == {"attributes.rating": "number"}
-    found = problems_of(campaign(
-        RULE.format(when="      attributes.rating: {gte: 4}") + RULE.format(when="      attributes.rating: high")
-        .replace("rules:\n", "").replace("name: r", "name: r2")
-    ))
+    found = problems_of(
+        campaign(
+            RULE.format(when="      attributes.rating: {gte: 4}")
+            + RULE.format(when="      attributes.rating: high")
+            .replace("rules:\n", "")
+            .replace("name: r", "name: r2")
+        )
+    )
     assert any("compared with a string here and a number elsewhere" in p for p in found), found
