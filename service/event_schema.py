@@ -64,6 +64,8 @@ class ItemSchema(StrictSchema):
             _at_most_places(4),
         ],
     )
+    discounted = fields.Boolean(load_default=False)
+    paid_with_points = fields.Boolean(load_default=False)
     price = fields.Decimal(
         load_default=Decimal(0),
         allow_nan=False,
@@ -222,6 +224,8 @@ def event_to_json(event: Event) -> dict[str, Any]:
                 **({"category": item.category} if item.category is not None else {}),
                 "quantity": _number(item.quantity),
                 "price": _number(item.price),
+                **({"discounted": True} if item.discounted else {}),
+                **({"paid_with_points": True} if item.paid_with_points else {}),
             }
             for item in event.items
         ]

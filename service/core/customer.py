@@ -25,6 +25,13 @@ class CustomerSnapshot:
     tags: frozenset[str] = frozenset()
     segment: str | None = None
     is_new: bool = True
+    tier_until: datetime | None = None  # a fast-track tier held until then
+    # The tier metric (spend, points or orders) over the tier window before this event.
+    tier_value: Decimal = Decimal(0)
+    # Orders and spend over the RFM window before this event.
+    recent_orders: int = 0
+    recent_spend: Decimal = Decimal(0)
+    referred_by: str | None = None
     # When each limited rule last fired for this member: rule key -> times, oldest first.
     rule_firings: Mapping[str, tuple[datetime, ...]] = field(
         default_factory=lambda: MappingProxyType({})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 
@@ -11,15 +12,19 @@ class AwardPoints:
     points: int
     campaign: str
     rule: str
+    customer_id: str | None = None  # another member (a referrer); None: the event's member
     type: str = "award_points"
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "type": self.type,
             "points": self.points,
             "campaign": self.campaign,
             "rule": self.rule,
         }
+        if self.customer_id is not None:
+            body["customer_id"] = self.customer_id
+        return body
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +63,76 @@ class ClawBackPoints:
         }
 
 
-Effect = AwardPoints | TagCustomer | ClawBackPoints
+@dataclass(frozen=True, slots=True)
+class IssueOffer:
+    offer: str
+    valid_until: datetime
+    campaign: str
+    rule: str
+    type: str = "issue_offer"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "offer": self.offer,
+            "valid_until": self.valid_until.isoformat(),
+            "campaign": self.campaign,
+            "rule": self.rule,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SendMessage:
+    template: str
+    channel: str
+    category: str
+    campaign: str
+    rule: str
+    urgent: bool = False
+    dedupe_key: str | None = None
+    stale_after: timedelta | None = None
+    type: str = "send_message"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "template": self.template,
+            "channel": self.channel,
+            "category": self.category,
+            "campaign": self.campaign,
+            "rule": self.rule,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeTier:
+    """The member moves to another level: qualified by the event, granted by a rule
+    (fast track, maybe for a time), or lowered at a review."""
+
+    from_tier: str | None
+    to_tier: str
+    reason: str  # qualified | fast_track | review
+    until: datetime | None = None
+    campaign: str | None = None
+    rule: str | None = None
+    type: str = "change_tier"
+
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": self.type,
+            "from": self.from_tier,
+            "to": self.to_tier,
+            "reason": self.reason,
+        }
+        if self.until is not None:
+            body["until"] = self.until.isoformat()
+        if self.campaign is not None:
+            body["campaign"] = self.campaign
+            body["rule"] = self.rule
+        return body
+
+
+Effect = AwardPoints | TagCustomer | ClawBackPoints | IssueOffer | SendMessage | ChangeTier
 
 # Trace outcomes: one per rule the event's type could reach.
 MATCHED = "matched"
@@ -66,6 +140,7 @@ NOT_MATCHED = "not_matched"
 INACTIVE = "inactive"
 LIMIT_REACHED = "limit_reached"
 BUDGET_SPENT = "budget_spent"
+REFUSED = "refused"  # e.g. a self-referral: the rule matched but the programme says no
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,17 +3,19 @@
 The one evaluation that live events, dry runs, rule-file tests and replays all call.
 A matcher (durable-rules or the reference) says which rules' conditions hold; this
 module applies what conditions cannot express: active windows, priority, per-member
-limits, campaign budgets, and the points arithmetic.
+limits, campaign budgets, referral safeguards, tier qualification and the points
+arithmetic.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Protocol
 
+from service.core.awards import points_for
 from service.core.conditions import Facts, explain_failure
 from service.core.customer import CustomerSnapshot
 from service.core.effects import (
@@ -22,17 +24,32 @@ from service.core.effects import (
     LIMIT_REACHED,
     MATCHED,
     NOT_MATCHED,
+    REFUSED,
     AwardPoints,
+    ChangeTier,
     Effect,
     Evaluation,
+    IssueOffer,
+    SendMessage,
     TagCustomer,
     TraceEntry,
 )
 from service.core.events import Event
 from service.core.facts import build_facts
-from service.core.programme import Campaign, Limit, PointsFormula, Rule, RuleSet, TagChange
-
-_ROUNDING = {"floor": ROUND_FLOOR, "ceil": ROUND_CEILING, "nearest": ROUND_HALF_UP}
+from service.core.programme import (
+    Campaign,
+    Limit,
+    MessageSpec,
+    OfferGrant,
+    PointsFormula,
+    Rule,
+    RuleSet,
+    TagChange,
+    TierGrant,
+)
+from service.core.referrals import ReferralContext, referral_refusal
+from service.core.segments import rfm_scores, segment_for
+from service.core.tiers import qualified_change, rank
 
 
 class Matcher(Protocol):
@@ -45,22 +62,58 @@ class Matcher(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class BudgetUse:
+    """What a campaign has spent so far, across all members."""
+
+    points: int = 0
+    offers: int = 0
+    revenue: Decimal = Decimal(0)  # of the purchases it rewarded
+
+
+@dataclass(slots=True)
+class _Spending:
+    used: dict[str, BudgetUse] = field(default_factory=dict)
+
+    def of(self, campaign: str) -> BudgetUse:
+        return self.used.get(campaign, BudgetUse())
+
+    def add(
+        self, campaign: str, points: int = 0, offers: int = 0, revenue: Decimal = Decimal(0)
+    ) -> None:
+        now = self.of(campaign)
+        self.used[campaign] = BudgetUse(
+            now.points + points, now.offers + offers, now.revenue + revenue
+        )
+
+
 def evaluate(
     ruleset: RuleSet,
     matcher: Matcher,
     customer: CustomerSnapshot,
     event: Event,
     *,
-    budgets_used: Mapping[str, int] | None = None,
+    budgets_used: Mapping[str, BudgetUse] | None = None,
+    referral: ReferralContext | None = None,
     explain: bool = False,
 ) -> Evaluation:
-    if customer.tier is None and ruleset.programme.tiers.levels:
+    programme = ruleset.programme
+    if customer.tier is None and programme.tiers.levels:
         # A member with no tier yet stands on the lowest level, and rules see it so.
-        customer = replace(customer, tier=ruleset.programme.tiers.levels[0].name)
-    facts = build_facts(event, customer, ruleset.programme.timezone, ruleset.dynamic_fields)
+        customer = replace(customer, tier=programme.tiers.levels[0].name)
+    scores = rfm_scores(programme.rfm, customer, event.occurred_at)
+    if customer.segment is None:
+        customer = replace(customer, segment=segment_for(programme.rfm, scores))
+    facts = build_facts(
+        event,
+        customer,
+        programme.timezone,
+        ruleset.dynamic_fields,
+        (scores.recency, scores.frequency, scores.monetary),
+    )
     matched = matcher.match(facts)
-    tier_multiplier = ruleset.programme.tiers.multiplier(customer.tier)
-    used = dict(budgets_used or {})
+    refusal = referral_refusal(event, customer, referral, programme.referrals)
+    spending = _Spending(dict(budgets_used or {}))
     effects: list[Effect] = []
     trace: list[TraceEntry] = []
 
@@ -73,14 +126,22 @@ def evaluate(
                     reason = explain_failure(rule.condition, facts) or "engine found no match"
                     trace.append(TraceEntry(campaign.id, rule.name, NOT_MATCHED, reason))
                 continue
-            refusal = _refusal(campaign, rule, customer, event.occurred_at, used)
-            if refusal is not None:
-                trace.append(TraceEntry(campaign.id, rule.name, *refusal))
+            stop = _refusal(campaign, rule, customer, event, spending) or (
+                (REFUSED, refusal) if refusal else None
+            )
+            if stop is not None:
+                trace.append(TraceEntry(campaign.id, rule.name, *stop))
                 continue
-            granted, note = _rule_effects(campaign, rule, facts, tier_multiplier, used, effects)
-            trace.append(TraceEntry(campaign.id, rule.name, MATCHED, note))
-            if granted and campaign.budget is not None:
-                used[campaign.id] = used.get(campaign.id, 0) + granted
+            notes = _rule_effects(
+                ruleset, campaign, rule, customer, event, facts, spending, effects
+            )
+            trace.append(TraceEntry(campaign.id, rule.name, MATCHED, "; ".join(notes)))
+
+    change = qualified_change(
+        programme.tiers, _tier_now(customer, effects), customer, event, effects
+    )
+    if change is not None:
+        effects.append(change)
     return Evaluation(tuple(effects), tuple(trace), ruleset.version, matcher.name)
 
 
@@ -89,21 +150,30 @@ def ordered(campaigns: tuple[Campaign, ...]) -> list[Campaign]:
     return sorted(campaigns, key=lambda c: (-c.priority, c.id))
 
 
+def _tier_now(customer: CustomerSnapshot, effects: list[Effect]) -> str | None:
+    grants = [e.to_tier for e in effects if isinstance(e, ChangeTier)]
+    return grants[-1] if grants else customer.tier
+
+
 def _refusal(
-    campaign: Campaign,
-    rule: Rule,
-    customer: CustomerSnapshot,
-    at: datetime,
-    used: Mapping[str, int],
+    campaign: Campaign, rule: Rule, customer: CustomerSnapshot, event: Event, spending: _Spending
 ) -> tuple[str, str] | None:
+    at = event.occurred_at
     if not campaign.is_active(at):
         return INACTIVE, _inactive_reason(campaign, at)
-    if rule.limit is not None and limit_reached(
-        rule.limit, customer.rule_firings.get(rule.key, ()), at
-    ):
+    firings = customer.rule_firings.get(rule.key, ())
+    if rule.limit is not None and limit_reached(rule.limit, firings, at):
         return LIMIT_REACHED, f"already fired {rule.limit.per_customer} time(s) in the window"
-    if campaign.budget is not None and used.get(campaign.id, 0) >= campaign.budget.points:
-        return BUDGET_SPENT, f"budget of {campaign.budget.points} points is spent"
+    budget = campaign.budget
+    if budget is None:
+        return None
+    used = spending.of(campaign.id)
+    awards = any(isinstance(e, PointsFormula) for e in rule.effects)
+    offers = any(isinstance(e, OfferGrant) for e in rule.effects)
+    if awards and budget.points is not None and used.points >= budget.points:
+        return BUDGET_SPENT, f"budget of {budget.points} points is spent"
+    if offers and budget.offers is not None and used.offers >= budget.offers:
+        return BUDGET_SPENT, f"budget of {budget.offers} offers is spent"
     return None
 
 
@@ -124,42 +194,116 @@ def limit_reached(limit: Limit, firings: tuple[datetime, ...], at: datetime) -> 
     return near >= limit.per_customer
 
 
+def points_left(campaign: Campaign, used: BudgetUse, event: Event) -> int | None:
+    """How many points the campaign may still give on this event; None: no limit."""
+    budget = campaign.budget
+    if budget is None:
+        return None
+    limits = []
+    if budget.points is not None:
+        limits.append(budget.points - used.points)
+    if budget.share_of_revenue is not None:
+        revenue = used.revenue + (event.amount or Decimal(0) if event.type == "purchase" else 0)
+        limits.append(int(budget.share_of_revenue * revenue) - used.points)
+    return max(0, min(limits)) if limits else None
+
+
 def _rule_effects(
+    ruleset: RuleSet,
     campaign: Campaign,
     rule: Rule,
+    customer: CustomerSnapshot,
+    event: Event,
     facts: Facts,
-    tier_multiplier: Decimal,
-    used: Mapping[str, int],
+    spending: _Spending,
     effects: list[Effect],
-) -> tuple[int, str]:
-    granted, notes = 0, []
+) -> list[str]:
+    programme = ruleset.programme
+    notes: list[str] = []
     for spec in rule.effects:
         if isinstance(spec, PointsFormula):
-            points = points_for(spec, facts, tier_multiplier)
-            if campaign.budget is not None:
-                left = campaign.budget.points - used.get(campaign.id, 0) - granted
-                if points > left:
-                    notes.append(f"capped from {points} to the {left} points left in the budget")
-                    points = max(0, left)
-            if points > 0:
-                effects.append(AwardPoints(points, campaign.id, rule.name))
-                granted += points
+            multiplier = programme.tiers.multiplier(customer.tier)
+            _award(
+                campaign, rule, spec, multiplier, customer, event, facts, spending, effects, notes
+            )
         elif isinstance(spec, TagChange):
             effects.append(TagCustomer(spec.add, spec.remove, campaign.id, rule.name))
-    return granted, "; ".join(notes)
+        elif isinstance(spec, OfferGrant):
+            offer = programme.offer(spec.offer)
+            budget = campaign.budget
+            if offer is None:
+                notes.append(f"offer {spec.offer!r} is not in the catalogue")
+            elif (
+                budget
+                and budget.offers is not None
+                and spending.of(campaign.id).offers >= budget.offers
+            ):
+                notes.append(
+                    f"offer {spec.offer!r} not issued: budget of {budget.offers} offers spent"
+                )
+            else:
+                effects.append(
+                    IssueOffer(
+                        offer.id, event.occurred_at + offer.valid_for, campaign.id, rule.name
+                    )
+                )
+                spending.add(campaign.id, offers=1)
+        elif isinstance(spec, MessageSpec):
+            effects.append(
+                SendMessage(
+                    spec.template,
+                    spec.channel,
+                    spec.category,
+                    campaign.id,
+                    rule.name,
+                    urgent=spec.urgent,
+                    dedupe_key=spec.dedupe,
+                    stale_after=spec.stale_after,
+                )
+            )
+        elif isinstance(spec, TierGrant):
+            current = _tier_now(customer, effects)
+            tiers = programme.tiers
+            if rank(tiers, spec.tier) > rank(tiers, current):
+                until = event.occurred_at + spec.duration if spec.duration else None
+                effects.append(
+                    ChangeTier(current, spec.tier, "fast_track", until, campaign.id, rule.name)
+                )
+            else:
+                notes.append(f"already at {current!r}, not below {spec.tier!r}")
+    return notes
 
 
-def points_for(spec: PointsFormula, facts: Facts, tier_multiplier: Decimal) -> int:
-    if spec.of is None:
-        base = spec.points
-    else:
-        value = facts.get(spec.of)
-        if not isinstance(value, Decimal):
-            return 0
-        # "5 points for every 10 CNY": only whole multiples of `per` earn.
-        base = (value / spec.per).to_integral_value(rounding=ROUND_FLOOR) * spec.points
-    raw = base * spec.multiplier * (tier_multiplier if spec.tier_multiplier else Decimal(1))
-    points = int(raw.quantize(Decimal(1), rounding=_ROUNDING[spec.round]))
-    if spec.max is not None:
-        points = min(points, spec.max)
-    return max(points, 0)
+def _award(
+    campaign: Campaign,
+    rule: Rule,
+    spec: PointsFormula,
+    tier_multiplier: Decimal,
+    customer: CustomerSnapshot,
+    event: Event,
+    facts: Facts,
+    spending: _Spending,
+    effects: list[Effect],
+    notes: list[str],
+) -> None:
+    recipient = None
+    if spec.to == "referrer":
+        recipient = event.referrer_id if event.type == "referral" else customer.referred_by
+        if recipient is None:
+            notes.append("no referrer to reward")
+            return
+    # A referrer's own tier is not known here; their reward is the rule's number as written.
+    multiplier = tier_multiplier if spec.tier_multiplier and recipient is None else Decimal(1)
+    points = points_for(spec, facts, event, multiplier)
+    left = points_left(campaign, spending.of(campaign.id), event)
+    if left is not None and points > left:
+        notes.append(f"capped from {points} to the {left} points left in the budget")
+        points = left
+    if points <= 0:
+        return
+    effects.append(AwardPoints(points, campaign.id, rule.name, recipient))
+    revenue = event.amount if event.type == "purchase" and event.amount is not None else Decimal(0)
+    rewarded_before = any(
+        isinstance(e, AwardPoints) and e.campaign == campaign.id for e in effects[:-1]
+    )
+    spending.add(campaign.id, points=points, revenue=Decimal(0) if rewarded_before else revenue)

@@ -13,6 +13,8 @@ from decimal import Decimal
 from types import MappingProxyType
 
 EVENT_TYPES = ("purchase", "refund", "referral", "activity", "enrolment", "profile")
+# Made by the scheduler, never accepted over HTTP: kind is birthday, anniversary or inactive.
+INTERNAL_EVENT_TYPES = ("schedule",)
 
 AttributeValue = str | Decimal | bool
 
@@ -23,6 +25,8 @@ class LineItem:
     category: str | None = None
     quantity: Decimal = Decimal(1)
     price: Decimal = Decimal(0)
+    discounted: bool = False
+    paid_with_points: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,5 +58,5 @@ class Event:
     def __post_init__(self) -> None:
         if self.occurred_at.tzinfo is None:
             raise ValueError("occurred_at must carry a UTC offset")
-        if self.type not in EVENT_TYPES:
+        if self.type not in EVENT_TYPES and self.type not in INTERNAL_EVENT_TYPES:
             raise ValueError(f"unknown event type {self.type!r}")

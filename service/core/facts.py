@@ -14,7 +14,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from service.core.customer import CustomerSnapshot
-from service.core.events import Event
+from service.core.events import Event, LineItem
 
 STRING, NUMBER, BOOLEAN, STRINGS, ITEMS = "string", "number", "boolean", "strings", "items"
 
@@ -23,6 +23,9 @@ ITEM_FIELDS: Mapping[str, str] = {
     "category": STRING,
     "quantity": NUMBER,
     "price": NUMBER,
+    "amount": NUMBER,  # price times quantity
+    "discounted": BOOLEAN,  # the line was already discounted by an offer
+    "paid_with_points": BOOLEAN,
 }
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -51,6 +54,10 @@ FIELD_TYPES: Mapping[str, str] = {
     "customer.tags": STRINGS,
     "customer.birthday": STRING,  # YYYY-MM-DD; ISO dates order correctly as strings
     "customer.is_new": BOOLEAN,
+    "customer.referred": BOOLEAN,
+    "customer.rfm.recency": NUMBER,
+    "customer.rfm.frequency": NUMBER,
+    "customer.rfm.monetary": NUMBER,
     # the moment of the event in the member's time zone
     "local.weekday": STRING,
     "local.hour": NUMBER,
@@ -85,6 +92,7 @@ def build_facts(
     customer: CustomerSnapshot,
     default_timezone: str,
     dynamic: Mapping[str, str] | None = None,
+    rfm: tuple[int, int, int] | None = None,
 ) -> dict[str, object]:
     """Flatten an event and a member snapshot into typed facts; absent values are left out."""
     facts: dict[str, object] = {"type": event.type}
@@ -95,7 +103,7 @@ def build_facts(
     if event.amount is not None:
         facts["amount"] = event.amount
     if event.items:
-        facts["items"] = tuple(_item_facts(item) for item in event.items)
+        facts["items"] = tuple(item_facts(item) for item in event.items)
         facts["item_count"] = Decimal(sum(int(i.quantity) for i in event.items))
     for key, kind in (dynamic or {}).items():
         raw = event.attributes.get(key.removeprefix("attributes."))
@@ -112,6 +120,10 @@ def build_facts(
     facts["customer.order_count"] = Decimal(customer.order_count)
     facts["customer.tags"] = tuple(sorted(customer.tags))
     facts["customer.is_new"] = customer.is_new
+    facts["customer.referred"] = customer.referred_by is not None
+    if rfm is not None:
+        for name, score in zip(("recency", "frequency", "monetary"), rfm, strict=True):
+            facts[f"customer.rfm.{name}"] = Decimal(score)
     if customer.segment is not None:
         facts["customer.segment"] = customer.segment
     if customer.last_purchase_at is not None:
@@ -137,14 +149,17 @@ def build_facts(
     return facts
 
 
-def _item_facts(item: object) -> Mapping[str, object]:
+def item_facts(item: LineItem) -> Mapping[str, object]:
     facts: dict[str, object] = {
-        "sku": item.sku,  # type: ignore[attr-defined]
-        "quantity": item.quantity,  # type: ignore[attr-defined]
-        "price": item.price,  # type: ignore[attr-defined]
+        "sku": item.sku,
+        "quantity": item.quantity,
+        "price": item.price,
+        "amount": item.price * item.quantity,
+        "discounted": item.discounted,
+        "paid_with_points": item.paid_with_points,
     }
-    if item.category is not None:  # type: ignore[attr-defined]
-        facts["category"] = item.category  # type: ignore[attr-defined]
+    if item.category is not None:
+        facts["category"] = item.category
     return facts
 
 

@@ -26,12 +26,17 @@ class PointsFormula:
     """
 
     points: Decimal = Decimal(1)
-    of: str | None = None  # a numeric fact path, e.g. amount; None means a fixed award
+    # A numeric fact path (amount), "items" to earn line by line, or None for a fixed award.
+    of: str | None = None
     per: Decimal = Decimal(1)
     multiplier: Decimal = Decimal(1)
     round: str = "floor"
     max: int | None = None
     tier_multiplier: bool = True
+    # Line by line: a rate per item category ("*" for the rest), and lines that never earn.
+    rates: Mapping[str, Decimal] = field(default_factory=lambda: MappingProxyType({}))
+    exclude: Condition | None = None  # over one item's fields
+    to: str = "customer"  # or "referrer": the member who referred this one
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +45,28 @@ class TagChange:
     remove: tuple[str, ...] = ()
 
 
-EffectSpec = PointsFormula | TagChange
+@dataclass(frozen=True, slots=True)
+class OfferGrant:
+    offer: str  # an id in the programme's offer catalogue
+
+
+@dataclass(frozen=True, slots=True)
+class MessageSpec:
+    template: str
+    channel: str = "log"  # webhook | email | log
+    category: str = "marketing"  # marketing | transactional | any category caps name
+    urgent: bool = False  # transactional and urgent: sent even in quiet hours
+    dedupe: str | None = None  # messages with the same key are sent once per member
+    stale_after: timedelta | None = None  # deferred past this, the message is dropped
+
+
+@dataclass(frozen=True, slots=True)
+class TierGrant:
+    tier: str
+    duration: timedelta | None = None  # None: until a review finds the member below it
+
+
+EffectSpec = PointsFormula | TagChange | OfferGrant | MessageSpec | TierGrant
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +92,11 @@ class Rule:
 
 
 @dataclass(frozen=True, slots=True)
-class PointsBudget:
-    points: int
+class Budget:
+    points: int | None = None
+    offers: int | None = None
+    # Points may not exceed this share of the revenue of the purchases the campaign rewarded.
+    share_of_revenue: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +107,7 @@ class Campaign:
     active_from: datetime | None = None
     active_until: datetime | None = None  # exclusive
     priority: int = 0
-    budget: PointsBudget | None = None
+    budget: Budget | None = None
     file: str = ""
     line: int = 0
 
@@ -122,14 +151,80 @@ class PointsPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class Offer:
+    id: str
+    title: str
+    valid_for: timedelta
+    discount_percent: Decimal | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Reward:
+    id: str
+    title: str
+    cost: int
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralPolicy:
+    max_per_referrer: int | None = None  # referrals rewarded per referrer within `per`
+    per: timedelta | None = None
+    require_new_referee: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RfmPolicy:
+    """Cut points, ascending: a value at or past the k-th cut scores k+1 (1 to 5).
+
+    Recency scores the other way: fewer days since the last purchase score higher.
+    """
+
+    recency_days: tuple[Decimal, ...] = tuple(Decimal(d) for d in (180, 90, 30, 7))
+    frequency: tuple[Decimal, ...] = tuple(Decimal(n) for n in (2, 4, 8, 16))
+    monetary: tuple[Decimal, ...] = tuple(Decimal(n) for n in (500, 2000, 5000, 20000))
+    window: timedelta = timedelta(days=365)
+    # Named segments: the first whose minimum scores the member meets, in file order.
+    segments: tuple[tuple[str, int, int, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MessageCap:
+    max: int
+    per: timedelta
+    category: str | None = None  # None: every category but transactional
+    channel: str | None = None
+    calendar: bool = False  # count calendar days in the member's zone rather than a rolling span
+
+
+@dataclass(frozen=True, slots=True)
+class MessagingPolicy:
+    caps: tuple[MessageCap, ...] = ()
+    quiet_from: str | None = None  # "21:00", in the member's time zone
+    quiet_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Programme:
     id: str
     currency: str
     timezone: str
     points: PointsPolicy = PointsPolicy()
     tiers: TierPolicy = TierPolicy()
-    # The parts later features read (messaging, offers, rewards) kept as validated data.
+    offers: tuple[Offer, ...] = ()
+    rewards: tuple[Reward, ...] = ()
+    referrals: ReferralPolicy = ReferralPolicy()
+    rfm: RfmPolicy = RfmPolicy()
+    messaging: MessagingPolicy = MessagingPolicy()
+    # Sections later features read that have no typed form yet (e.g. schedules).
     extras: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+
+    def offer(self, offer_id: str) -> Offer | None:
+        return next((o for o in self.offers if o.id == offer_id), None)
+
+    def reward(self, reward_id: str) -> Reward | None:
+        return next((r for r in self.rewards if r.id == reward_id), None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from service.core.customer import CustomerSnapshot
+from service.core.effects import AwardPoints, ChangeTier, Effect
+from service.core.events import Event
 from service.core.programme import TierLevel, TierPolicy
 
 
@@ -31,3 +36,65 @@ def _plain(value: Decimal) -> str:
     return (
         format(value.normalize(), "f") if value == value.to_integral_value() else format(value, "f")
     )
+
+
+def rank(policy: TierPolicy, name: str | None) -> int:
+    """Position of a level, lowest 0; an unknown or absent tier ranks below all."""
+    names = [level.name for level in policy.levels]
+    return names.index(name) if name in names else -1
+
+
+def contribution(
+    policy: TierPolicy, event_type: str, amount: Decimal | None, points: int
+) -> Decimal:
+    """What one event adds to the tier metric."""
+    if policy.metric == "spend":
+        return amount if event_type == "purchase" and amount is not None else Decimal(0)
+    if policy.metric == "orders":
+        return Decimal(1) if event_type == "purchase" else Decimal(0)
+    return Decimal(points)
+
+
+def qualified_change(
+    policy: TierPolicy,
+    tier_now: str | None,
+    customer: CustomerSnapshot,
+    event: Event,
+    effects: Sequence[Effect],
+) -> ChangeTier | None:
+    """Upgrade at once when the event takes the member past a higher level's minimum.
+
+    Never a downgrade: those wait for a review (service.core.tiers.review_change).
+    """
+    if not policy.levels:
+        return None
+    points = sum(e.points for e in effects if isinstance(e, AwardPoints) and e.customer_id is None)
+    value = customer.tier_value + contribution(policy, event.type, event.amount, points)
+    reached = level_for(policy, value)
+    if reached is None or rank(policy, reached.name) <= rank(policy, tier_now):
+        return None
+    return ChangeTier(tier_now, reached.name, "qualified")
+
+
+def review_change(
+    policy: TierPolicy,
+    tier: str | None,
+    value: Decimal,
+    below_since: datetime | None,
+    fast_track_until: datetime | None,
+    now: datetime,
+) -> tuple[ChangeTier | None, datetime | None]:
+    """A review: lower a member whose metric fell below their level for the whole grace.
+
+    Returns the change (if any) and the new ``below_since`` to remember.
+    """
+    qualified = level_for(policy, value)
+    target = qualified.name if qualified else (policy.levels[0].name if policy.levels else None)
+    if target is None or rank(policy, target) >= rank(policy, tier):
+        return None, None
+    if fast_track_until is not None and now < fast_track_until:
+        return None, below_since
+    since = below_since or now
+    if now - since < policy.grace:
+        return None, since
+    return ChangeTier(tier, target, "review"), None

@@ -9,25 +9,20 @@ from typing import Any
 from service.core.conditions import AllOf, Compare, Condition
 from service.core.facts import FIELD_TYPES, NUMBER
 from service.core.programme import (
-    ROUNDING,
     Campaign,
-    EffectSpec,
     Limit,
-    PointsBudget,
-    PointsFormula,
+    Budget,
     Programme,
     Rule,
-    TagChange,
 )
 from service.rules.condition_parser import ConditionParser
+from service.rules.effect_parser import parse_effects
 from service.rules.problems import Problems, kind_of, suggest
 from service.rules.values import read_decimal, read_duration, read_int, read_moment, read_text
 from service.rules.yaml_source import LocatedDict, LocatedList
 
 CAMPAIGN_KEYS = ("campaign", "description", "active", "priority", "budget", "rules", "tests")
 RULE_KEYS = ("name", "when", "then", "limit")
-EFFECTS = ("award_points", "tag")
-AWARD_KEYS = ("points", "per", "of", "multiplier", "round", "max", "tier_multiplier")
 CASE_KEYS = ("name", "customer", "event", "expect")
 EXPECT_KEYS = ("points", "rules", "tags")
 
@@ -72,7 +67,7 @@ def parse_campaign(
     budget = _budget(root, problems)
     tiers = tuple(level.name for level in programme.tiers.levels)
     conditions = ConditionParser(problems, tiers, dynamic)
-    rules = _rules(root, problems, conditions, campaign_id)
+    rules = _rules(root, problems, conditions, campaign_id, programme)
     cases = _cases(root, problems, campaign_id)
     if "tests" not in root:
         problems.add(
@@ -113,23 +108,35 @@ def _active(root: LocatedDict, problems: Problems, timezone: str) -> tuple[Any, 
     return start, end
 
 
-def _budget(root: LocatedDict, problems: Problems) -> PointsBudget | None:
+def _budget(root: LocatedDict, problems: Problems) -> Budget | None:
     if "budget" not in root:
         return None
     budget = problems.mapping(root["budget"], root.line_of("budget"), "budget")
     if budget is None:
         return None
-    problems.unknown_keys(budget, ("points",), "budget")
-    if not problems.required(budget, ("points",), "budget"):
+    problems.unknown_keys(budget, ("points", "offers", "share_of_revenue"), "budget")
+    if not budget:
+        problems.add(budget.line, "budget needs points, offers or share_of_revenue")
         return None
-    points = read_int(
-        problems, budget["points"], budget.line_of("points"), "budget.points", minimum=1
-    )
-    return PointsBudget(points) if points is not None else None
+    points = offers = share = None
+    if "points" in budget:
+        points = read_int(problems, budget["points"], budget.line_of("points"), "budget.points", 1)
+    if "offers" in budget:
+        offers = read_int(problems, budget["offers"], budget.line_of("offers"), "budget.offers", 1)
+    if "share_of_revenue" in budget:
+        line = budget.line_of("share_of_revenue")
+        share = read_decimal(problems, budget["share_of_revenue"], line, "share_of_revenue", True)
+        if share is not None and share > 1:
+            problems.add(line, "share_of_revenue is a fraction, e.g. 0.02 for 2%")
+    return Budget(points=points, offers=offers, share_of_revenue=share)
 
 
 def _rules(
-    root: LocatedDict, problems: Problems, conditions: ConditionParser, campaign_id: str
+    root: LocatedDict,
+    problems: Problems,
+    conditions: ConditionParser,
+    campaign_id: str,
+    programme: Programme,
 ) -> list[Rule]:
     entries = problems.sequence(root["rules"], root.line_of("rules"), "rules")
     if entries is None:
@@ -148,7 +155,7 @@ def _rules(
         if name is not None and any(rule.name == name for rule in rules):
             problems.add(entry.line_of("name"), f"rule {name!r} appears twice in this campaign")
         condition = conditions.parse(entry["when"], entry.line_of("when"))
-        effects = _effects(entry, problems)
+        effects = parse_effects(entry, problems, programme, conditions)
         limit = _limit(entry, problems) if "limit" in entry else None
         if name is None or condition is None or effects is None:
             continue
@@ -174,130 +181,6 @@ def _required_type(condition: Condition) -> str | None:
         if isinstance(part, Compare) and part.path == "type" and part.op == "eq":
             return str(part.value)
     return None
-
-
-def _effects(entry: LocatedDict, problems: Problems) -> tuple[EffectSpec, ...] | None:
-    then = problems.sequence(entry["then"], entry.line_of("then"), "`then`")
-    if then is None:
-        return None
-    if not then:
-        problems.add(entry.line_of("then"), "`then` is empty; say what the rule does")
-        return None
-    effects: list[EffectSpec | None] = []
-    for index, raw in enumerate(then):
-        line = then.line_of(index)
-        effect = problems.mapping(raw, line, "an effect")
-        if effect is None or len(effect) != 1:
-            if effect is not None:
-                problems.add(line, "an effect is one key, e.g. `- award_points: {...}`")
-            effects.append(None)
-            continue
-        ((kind, body),) = effect.items()
-        if kind == "award_points":
-            effects.append(_award(body, line, problems))
-        elif kind == "tag":
-            effects.append(_tag(body, line, problems))
-        else:
-            problems.add(
-                line,
-                f"unknown effect {kind!r}{suggest(kind, EFFECTS)}; known: {', '.join(EFFECTS)}",
-            )
-            effects.append(None)
-    if any(e is None for e in effects):
-        return None
-    return tuple(e for e in effects if e is not None)
-
-
-def _award(body: Any, line: int, problems: Problems) -> PointsFormula | None:
-    if isinstance(body, int) and not isinstance(body, bool):
-        if body > 0:
-            return PointsFormula(points=Decimal(body))
-        problems.add(line, "points must be positive")
-        return None
-    spec = problems.mapping(body, line, "award_points")
-    if spec is None:
-        return None
-    problems.unknown_keys(spec, AWARD_KEYS, "award_points")
-    before = len(problems.found)
-    points = Decimal(1)
-    if "points" in spec:
-        points = (
-            read_decimal(problems, spec["points"], spec.line_of("points"), "points", positive=True)
-            or points
-        )
-    of = spec.get("of")
-    if of is not None and FIELD_TYPES.get(of) != NUMBER:
-        numeric = [p for p, t in FIELD_TYPES.items() if t == NUMBER]
-        problems.add(
-            spec.line_of("of"),
-            f"award_points.of: {of!r} is not a numeric field{suggest(str(of), numeric)}",
-        )
-    if of is None and ("per" in spec or ("multiplier" not in spec and "points" not in spec)):
-        problems.add(
-            spec.line, "award_points needs `points`, or `per` and `of` (e.g. per: 1, of: amount)"
-        )
-    per = Decimal(1)
-    if "per" in spec:
-        per = read_decimal(problems, spec["per"], spec.line_of("per"), "per", positive=True) or per
-    multiplier = Decimal(1)
-    if "multiplier" in spec:
-        multiplier = (
-            read_decimal(
-                problems,
-                spec["multiplier"],
-                spec.line_of("multiplier"),
-                "multiplier",
-                positive=True,
-            )
-            or multiplier
-        )
-    rounding = spec.get("round", "floor")
-    if rounding not in ROUNDING:
-        problems.add(
-            spec.line_of("round"),
-            f"round must be one of {', '.join(ROUNDING)}, got {kind_of(rounding)}",
-        )
-    maximum = None
-    if "max" in spec:
-        maximum = read_int(problems, spec["max"], spec.line_of("max"), "max", minimum=1)
-    tier_multiplier = spec.get("tier_multiplier", True)
-    if not isinstance(tier_multiplier, bool):
-        problems.add(spec.line_of("tier_multiplier"), "tier_multiplier takes true or false")
-    if len(problems.found) > before:
-        return None
-    return PointsFormula(
-        points=points,
-        of=of,
-        per=per,
-        multiplier=multiplier,
-        round=rounding,
-        max=maximum,
-        tier_multiplier=bool(tier_multiplier),
-    )
-
-
-def _tag(body: Any, line: int, problems: Problems) -> TagChange | None:
-    if isinstance(body, (LocatedList, str)):
-        names = [body] if isinstance(body, str) else list(body)
-        if all(isinstance(n, str) and n for n in names) and names:
-            return TagChange(add=tuple(names))
-        problems.add(line, "tag takes a tag name, a list of names, or {add: [...], remove: [...]}")
-        return None
-    spec = problems.mapping(body, line, "tag")
-    if spec is None:
-        return None
-    problems.unknown_keys(spec, ("add", "remove"), "tag")
-    parts = {}
-    for key in ("add", "remove"):
-        names = spec.get(key, [])
-        if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
-            problems.add(spec.line_of(key), f"tag.{key} must be a list of tag names")
-            return None
-        parts[key] = tuple(names)
-    if not parts["add"] and not parts["remove"]:
-        problems.add(line, "tag adds or removes nothing")
-        return None
-    return TagChange(add=parts["add"], remove=parts["remove"])
 
 
 def _limit(entry: LocatedDict, problems: Problems) -> Limit | None:

@@ -25,7 +25,8 @@ from service.core.conditions import (
     Scalar,
     negate,
 )
-from service.core.events import EVENT_TYPES
+from service.core.durations import parse_duration
+from service.core.events import EVENT_TYPES, INTERNAL_EVENT_TYPES
 from service.core.facts import (
     BOOLEAN,
     DYNAMIC_PREFIXES,
@@ -56,10 +57,15 @@ OPERATORS = (
     "all",
 )
 COMBINATORS = ("all_of", "any_of", "not")
+SCHEDULES = ("schedule", "inactive_for")
+SCHEDULE_KINDS = ("birthday", "anniversary", "inactive")
 MAX_IN_VALUES = 500
 ORDERED_TYPES = (NUMBER, STRING)
 # Values a field may take, where the product knows them all.
-ENUMERATIONS: Mapping[str, tuple[str, ...]] = {"type": EVENT_TYPES, "local.weekday": WEEKDAYS}
+ENUMERATIONS: Mapping[str, tuple[str, ...]] = {
+    "type": (*EVENT_TYPES, *INTERNAL_EVENT_TYPES),
+    "local.weekday": WEEKDAYS,
+}
 
 
 class ConditionParser:
@@ -81,6 +87,10 @@ class ConditionParser:
             return None
         return self._mapping(mapping, {}, "")
 
+    def element(self, mapping: LocatedDict, scope: Mapping[str, str], prefix: str) -> Condition | None:
+        """A condition over one element of a list (an item's fields, for instance)."""
+        return self._mapping(mapping, scope, prefix)
+
     # A mapping is a conjunction of its entries.
     def _mapping(
         self, mapping: LocatedDict, scope: Mapping[str, str], prefix: str
@@ -90,6 +100,8 @@ class ConditionParser:
             line = mapping.line_of(key)
             if key in ("all_of", "any_of"):
                 parts.append(self._combination(key, value, line, scope, prefix))
+            elif key in SCHEDULES and not scope:
+                parts.append(self._schedule(key, value, line))
             elif key == "not":
                 inner_map = self.problems.mapping(value, line, "`not`")
                 inner = self._mapping(inner_map, scope, prefix) if inner_map else None
@@ -99,6 +111,27 @@ class ConditionParser:
         if any(part is None for part in parts):
             return None
         return _conjunction([p for p in parts if p is not None])
+
+    def _schedule(self, key: str, value: Any, line: int) -> Condition | None:
+        """``schedule: birthday`` and ``inactive_for: 60d``: campaigns a daily job triggers,
+        written as conditions on the job's schedule events."""
+        if key == "schedule":
+            if value not in SCHEDULE_KINDS[:2]:
+                self.problems.add(line, f"schedule is one of {', '.join(SCHEDULE_KINDS[:2])}")
+                return None
+            return AllOf((Compare("type", "eq", "schedule"), Compare("kind", "eq", value)))
+        try:
+            days = Decimal(parse_duration(value).days) if isinstance(value, str) else None
+        except ValueError:
+            days = None
+        if not days:
+            self.problems.add(line, "inactive_for takes whole days, e.g. 60d")
+            return None
+        return AllOf((
+            Compare("type", "eq", "schedule"),
+            Compare("kind", "eq", "inactive"),
+            Compare("customer.days_since_last_purchase", "gte", days),
+        ))
 
     def _combination(
         self, key: str, value: Any, line: int, scope: Mapping[str, str], prefix: str

@@ -10,8 +10,14 @@ from typing import Any
 from service.core.events import EVENT_TYPES
 from service.core.programme import PointsPolicy, Programme, TierLevel, TierPolicy
 from service.rules.problems import Problems
+from service.rules.programme_sections import (
+    parse_messaging,
+    parse_offers,
+    parse_referrals,
+    parse_rewards,
+    parse_segments,
+)
 from service.rules.values import (
-    read_clock,
     read_decimal,
     read_duration,
     read_int,
@@ -29,6 +35,9 @@ PROGRAMME_KEYS = (
     "messaging",
     "offers",
     "rewards",
+    "referrals",
+    "segments",
+    "schedules",
 )
 TIER_METRICS = ("spend", "points", "orders")
 
@@ -49,12 +58,12 @@ def parse_programme(document: Any, problems: Problems) -> Programme | None:
     timezone = read_timezone(problems, root["timezone"], root.line_of("timezone"), "timezone")
     points = _points(root, problems)
     tiers = _tiers(root, problems)
-    extras = {key: root[key] for key in ("messaging", "offers", "rewards") if key in root}
-    _messaging(root, problems)
-    _catalogue(
-        root, "offers", ("id", "title", "discount_percent", "valid_for", "description"), problems
-    )
-    _catalogue(root, "rewards", ("id", "title", "cost", "description"), problems)
+    extras = {key: root[key] for key in ("schedules",) if key in root}
+    messaging = parse_messaging(root, problems)
+    offers = parse_offers(root, problems)
+    rewards = parse_rewards(root, problems)
+    referrals = parse_referrals(root, problems)
+    rfm = parse_segments(root, problems)
     if name is None or currency is None or timezone is None:
         return None
     return Programme(
@@ -63,6 +72,11 @@ def parse_programme(document: Any, problems: Problems) -> Programme | None:
         timezone=timezone,
         points=points,
         tiers=tiers,
+        offers=offers,
+        rewards=rewards,
+        referrals=referrals,
+        rfm=rfm,
+        messaging=messaging,
         extras=MappingProxyType(extras),
     )
 
@@ -204,61 +218,3 @@ def _levels(section: LocatedDict, problems: Problems) -> tuple[TierLevel, ...]:
             section.line_of("levels"), "the lowest tier must have min: 0, so every member has one"
         )
     return tuple(levels)
-
-
-def _messaging(root: LocatedDict, problems: Problems) -> None:
-    if "messaging" not in root:
-        return
-    section = problems.mapping(root["messaging"], root.line_of("messaging"), "messaging")
-    if section is None:
-        return
-    problems.unknown_keys(section, ("caps", "quiet_hours", "channels"), "messaging")
-    caps = problems.sequence(section.get("caps", []), section.line_of("caps"), "messaging.caps")
-    for index, cap in enumerate(caps or []):
-        line = caps.line_of(index) if caps is not None else section.line
-        entry = problems.mapping(cap, line, "a messaging cap")
-        if entry is None:
-            continue
-        problems.unknown_keys(entry, ("category", "channel", "max", "per"), "a messaging cap")
-        if problems.required(entry, ("max", "per"), "a messaging cap"):
-            read_int(problems, entry["max"], entry.line_of("max"), "cap max", minimum=1)
-            read_duration(problems, entry["per"], entry.line_of("per"), "cap per")
-    if "quiet_hours" in section:
-        quiet = problems.mapping(
-            section["quiet_hours"], section.line_of("quiet_hours"), "quiet_hours"
-        )
-        if quiet is not None:
-            problems.unknown_keys(quiet, ("from", "to"), "quiet_hours")
-            if problems.required(quiet, ("from", "to"), "quiet_hours"):
-                read_clock(problems, quiet["from"], quiet.line_of("from"), "quiet_hours.from")
-                read_clock(problems, quiet["to"], quiet.line_of("to"), "quiet_hours.to")
-
-
-def _catalogue(root: LocatedDict, key: str, allowed: tuple[str, ...], problems: Problems) -> None:
-    if key not in root:
-        return
-    entries = problems.sequence(root[key], root.line_of(key), key)
-    seen: set[str] = set()
-    for index, raw in enumerate(entries or []):
-        line = entries.line_of(index) if entries is not None else root.line
-        entry = problems.mapping(raw, line, f"an entry of {key}")
-        if entry is None:
-            continue
-        problems.unknown_keys(entry, allowed, f"an entry of {key}")
-        if not problems.required(entry, ("id", "title"), f"an entry of {key}"):
-            continue
-        entry_id = read_text(problems, entry["id"], entry.line_of("id"), f"{key} id")
-        if entry_id in seen:
-            problems.add(entry.line, f"{key}: id {entry_id!r} is listed twice")
-        seen.add(entry_id or "")
-        if "cost" in entry:
-            read_int(problems, entry["cost"], entry.line_of("cost"), "reward cost", minimum=1)
-        if "valid_for" in entry:
-            read_duration(problems, entry["valid_for"], entry.line_of("valid_for"), "valid_for")
-        if "discount_percent" in entry:
-            read_decimal(
-                problems,
-                entry["discount_percent"],
-                entry.line_of("discount_percent"),
-                "discount_percent",
-            )

@@ -134,6 +134,8 @@ campaign_budgets = Table(
     metadata,
     Column("campaign", String(128), primary_key=True),
     Column("points_used", BigInteger, nullable=False, default=0),
+    Column("offers_issued", Integer, nullable=False, default=0),
+    Column("revenue", Money(), nullable=False, default=0),  # of the purchases it rewarded
 )
 
 rules_versions = Table(

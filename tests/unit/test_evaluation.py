@@ -9,7 +9,7 @@ from types import MappingProxyType
 
 from service.core.customer import CustomerSnapshot
 from service.core.effects import AwardPoints
-from service.core.evaluation import evaluate, limit_reached
+from service.core.evaluation import BudgetUse, evaluate, limit_reached
 from service.core.events import Event
 from service.core.programme import Limit
 from service.rules.loader import load_rules
@@ -116,10 +116,10 @@ def test_a_limited_rule_is_refused_with_a_reason() -> None:
 
 def test_budget_caps_the_award_that_meets_its_end_then_refuses() -> None:
     rs = ruleset(promo="budget: {points: 150}\n" + EARN)
-    assert run(rs, purchase(), budgets_used={"promo": 100}).effects == (
+    assert run(rs, purchase(), budgets_used={"promo": BudgetUse(points=100)}).effects == (
         AwardPoints(50, "promo", "earn"),
     )
-    spent = run(rs, purchase(), budgets_used={"promo": 150}, explain=True)
+    spent = run(rs, purchase(), budgets_used={"promo": BudgetUse(points=150)}, explain=True)
     assert spent.effects == ()
     assert spent.trace[0].outcome == "budget_spent"
 
