@@ -28,6 +28,10 @@ var:
 migrate: install var ## Bring the database at LOYALTY_DATABASE_URL up to date
 	$(BIN)/loyalty db upgrade
 
+migration: install var ## Autogenerate a migration from service/storage/tables.py (MESSAGE="...")
+	$(BIN)/python -c "from service.storage.database import make_engine; from service.storage.migrate import make_revision, upgrade; e = make_engine('sqlite:///var/migration-base.db'); upgrade(e); make_revision(e, '$(MESSAGE)')"
+	rm -f var/migration-base.db
+
 run: migrate ## Start the service on SQLite under var/ with the rules in rules/
 	$(BIN)/loyalty serve
 
@@ -50,9 +54,10 @@ fmt: install ## Format the code
 	$(BIN)/ruff format service tests bench
 
 bench: install var ## Measure speed (not part of make test); writes var/bench/
-	$(BIN)/python -m bench
+	@command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean: ## Remove the virtual environment and local data
 	rm -rf $(VENV) var
 
-.PHONY: help install migrate run scheduler check-rules test lint fmt bench clean
+.PHONY: help install migrate migration run scheduler check-rules test lint fmt bench clean

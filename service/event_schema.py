@@ -254,3 +254,32 @@ def _number(value: Decimal) -> str:
     """Decimal as canonical text: no exponent, no trailing zeros."""
     text = format(value.normalize(), "f")
     return text
+
+
+class HypotheticalCustomerSchema(StrictSchema):
+    """A member described rather than stored: dry runs and the cases in rule files."""
+
+    tier = fields.String(validate=validate.Length(min=1, max=64))
+    balance = fields.Integer(validate=validate.Range(min=0))
+    points_pending = fields.Integer(validate=validate.Range(min=0))
+    lifetime_spend = fields.Decimal(
+        allow_nan=False, validate=validate.Range(min=Decimal(0), max=MAX_AMOUNT)
+    )
+    order_count = fields.Integer(validate=validate.Range(min=0))
+    days_since_last_purchase = fields.Integer(validate=validate.Range(min=0))
+    days_since_enrolment = fields.Integer(validate=validate.Range(min=0))
+    segment = fields.String(validate=validate.Length(min=1, max=64))
+    tags = fields.List(
+        fields.String(validate=validate.Length(min=1, max=64)), validate=validate.Length(max=50)
+    )
+    birthday = fields.Date()
+    timezone = fields.String()
+    is_new = fields.Boolean()
+    referred_by = fields.String(validate=ID)
+
+    @validates("timezone")
+    def known_zone(self, value: str, **_: Any) -> None:
+        try:
+            ZoneInfo(value)
+        except (ValueError, KeyError, OSError) as error:
+            raise ValidationError("is not an IANA time zone such as Asia/Shanghai") from error

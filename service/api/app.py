@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from service.api import customers, events, operations
+from service.api import customers, events, offers, operations
 from service.api.json_provider import DecimalJSONProvider
 from service.api.problems import register_problem_handlers
 from service.bootstrap import Services, build_services
@@ -19,6 +19,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["loyalty"] = services or build_services(settings)
     register_problem_handlers(app)
-    for module in (events, customers, operations):
+    for module in (events, customers, offers, operations):
         app.register_blueprint(module.blueprint)
     return app

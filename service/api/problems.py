@@ -9,7 +9,13 @@ from flask import Flask, Response, json
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from service.core.errors import EventConflict, InsufficientPoints, NotFound, RuleFileError
+from service.core.errors import (
+    EventConflict,
+    InsufficientPoints,
+    NotFound,
+    OfferUnavailable,
+    RuleFileError,
+)
 
 log = logging.getLogger("loyalty.api")
 PROBLEM_TYPE = "https://loyalty.example/problems/"
@@ -60,6 +66,10 @@ def register_problem_handlers(app: Flask) -> None:
     @app.errorhandler(EventConflict)
     def _conflict(error: EventConflict) -> Response:
         return problem(409, "Event already applied", str(error), "event-conflict")
+
+    @app.errorhandler(OfferUnavailable)
+    def _offer(error: OfferUnavailable) -> Response:
+        return problem(409, "Offer unavailable", str(error), "offer-unavailable")
 
     @app.errorhandler(InsufficientPoints)
     def _short(error: InsufficientPoints) -> Response:

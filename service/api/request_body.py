@@ -22,7 +22,8 @@ def json_body() -> Any:
         return request.get_json()
     except BadRequest as error:
         cause = error.__cause__ or error.__context__
-        reason = str(cause) if cause is not None else "it does not parse"
+        reason = str(cause) if cause is not None else str(error.description)
+        reason = reason.split("Failed to decode JSON object: ")[-1]
         raise ApiProblem(
             400, "Malformed JSON", f"the body is not valid JSON: {reason}", "malformed-json"
         ) from error

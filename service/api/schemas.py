@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from service.event_schema import StrictSchema
+from service.event_schema import ID, StrictSchema
 
 MAX_BATCH = 1000
 
@@ -36,6 +36,18 @@ class BatchRequest(StrictSchema):
 class LedgerQuery(StrictSchema):
     cursor = fields.Integer(validate=validate.Range(min=1))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+class RedemptionRequest(StrictSchema):
+    reward_id = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    redemption_id = fields.String(required=True, validate=ID)
+
+
+class OfferRedemptionRequest(StrictSchema):
+    customer_id = fields.String(required=True, validate=ID)
+    reference = fields.String(
+        validate=ID, metadata={"description": "e.g. the order it was used on"}
+    )
 
 
 class DryRunFlag(StrictSchema):

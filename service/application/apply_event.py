@@ -4,27 +4,44 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from service.application.members import snapshot_of, update_member
+from service.application.gather import Gathered, budgeted, decide, gather, spent_campaigns
+from service.application.members import segment_after, update_member
 from service.application.ports import (
+    BudgetChange,
     Changes,
     DuplicateEvent,
+    IssuedOffer,
     LoyaltyStore,
     MemberRecord,
+    OrderAward,
     OrderRecord,
+    Posting,
     StoredEvent,
+    TierMove,
     UnitOfWork,
 )
-from service.application.posting import post_awards, post_clawback
+from service.application.posting import post_awards, post_clawback, return_budgets
 from service.application.rules_runtime import ActiveRules
-from service.core.effects import AwardPoints, Effect, Evaluation, TagCustomer, TraceEntry
+from service.core.effects import (
+    AwardPoints,
+    ChangeTier,
+    Effect,
+    Evaluation,
+    IssueOffer,
+    TagCustomer,
+)
 from service.core.errors import EventConflict
-from service.core.evaluation import evaluate
+from service.core.evaluation import BudgetUse
 from service.core.events import Event
+from service.core.referrals import referral_refusal
 from service.event_schema import event_to_json
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]
@@ -57,7 +74,7 @@ def apply_event(
                 earlier = uow.store.find_event(event.event_id)
             if earlier is not None:
                 return _repeat(earlier, digest)
-            outcome = _decide_and_record(uow.store, rules, event, member, digest, clock)
+            outcome = record_event(uow.store, rules, event, member, digest, clock)
             uow.commit()
             return outcome
     except DuplicateEvent:
@@ -78,7 +95,7 @@ def _repeat(earlier: StoredEvent, digest: str) -> EventOutcome:
     return EventOutcome("duplicate", {**earlier.result, "status": "duplicate"})
 
 
-def _decide_and_record(
+def record_event(
     store: LoyaltyStore,
     rules: ActiveRules,
     event: Event,
@@ -86,9 +103,9 @@ def _decide_and_record(
     digest: str,
     clock: Clock,
 ) -> EventOutcome:
-    ruleset = rules.ruleset
-    evaluation = evaluate_for(store, rules, event, member, explain=False)
-    evaluation = _within_budgets(store, rules, evaluation)
+    """Decide and write one event for a member whose row this transaction has locked."""
+    gathered = gather(store, rules, event, member)
+    evaluation, postings = _decide_with_locks(store, rules, event, gathered, member, clock)
     changes = Changes(
         event=StoredEvent(
             event.event_id,
@@ -98,85 +115,190 @@ def _decide_and_record(
             digest,
             event_to_json(event),
             {},
-            ruleset.version,
+            rules.version,
         ),
-        member=member,
-        rules_version=ruleset.version,
+        rules_version=rules.version,
+        postings=postings,
     )
     effects: list[Effect] = list(evaluation.effects)
-    awards = [e for e in effects if isinstance(e, AwardPoints)]
-    if event.type == "refund" and event.order_id is not None:
-        order = store.find_order(event.customer_id, event.order_id)
-        clawback = post_clawback(changes, event, order, store.lots(event.customer_id))
-        if clawback is not None:
-            effects.append(clawback)
-    post_awards(changes, event, awards, ruleset.programme.points)
+    if event.type == "refund":
+        _refund(store, changes, event, effects)
+    _awards(changes, event, evaluation, rules)
     if event.type == "purchase" and event.order_id is not None and event.amount is not None:
-        _record_order(store, changes, event, sum(a.points for a in awards))
+        _record_order(store, changes, event, evaluation)
+    _budgets(changes, event, evaluation, rules)
+    _tiers_and_offers(changes, evaluation)
+    _referral(changes, event, gathered, rules)
     changes.firings = sorted(
-        {f"{e.campaign}/{e.rule}" for e in effects if isinstance(e, (AwardPoints, TagCustomer))}
+        {
+            f"{e.campaign}/{e.rule}"
+            for e in effects
+            if isinstance(e, (AwardPoints, TagCustomer, IssueOffer))
+        }
     )
     update_member(member, event, evaluation.effects)
-    answer = event_answer(event.event_id, "applied", effects, member, rules)
+    member.segment = segment_after(rules.ruleset.programme.rfm, gathered.snapshot, event)
+    answer = event_answer(event.event_id, "applied", effects, member, rules, changes.offers)
     changes.event = replace(changes.event, result=answer)
     store.apply(changes)
     return EventOutcome("applied", answer, replace(evaluation, effects=tuple(effects)))
 
 
-def evaluate_for(
-    store: LoyaltyStore, rules: ActiveRules, event: Event, member: MemberRecord, *, explain: bool
-) -> Evaluation:
-    limited = [rule.key for rule in rules.ruleset.rules if rule.limit is not None]
-    firings = store.rule_firings(member.customer_id, limited) if limited else {}
-    budgeted = [c.id for c in rules.ruleset.campaigns if c.budget is not None]
-    used = store.budgets_used(budgeted) if budgeted else {}
-    return evaluate(
-        rules.ruleset,
-        rules.matcher,
-        snapshot_of(member, firings),
-        event,
-        budgets_used=used,
-        explain=explain,
-    )
+def _decide_with_locks(
+    store: LoyaltyStore,
+    rules: ActiveRules,
+    event: Event,
+    gathered: Gathered,
+    member: MemberRecord,
+    clock: Clock,
+) -> tuple[Evaluation, dict[str, Posting]]:
+    """Evaluate optimistically, then lock what the decision spends and decide again if
+    another member's event moved a budget meanwhile.
+
+    Lock order is fixed (the event's member, then referrers, then budgets by campaign id),
+    so two events can never wait on each other.
+    """
+    budgets = store.budgets_used(budgeted(rules)) if budgeted(rules) else {}
+    evaluation = decide(rules, gathered, event, budgets)
+    postings = {member.customer_id: Posting(member)}
+    for other in sorted(
+        {e.customer_id for e in evaluation.effects if isinstance(e, AwardPoints) and e.customer_id}
+    ):
+        if other != member.customer_id:
+            postings[other] = Posting(store.lock_member(other, clock()))
+    locked: dict[str, BudgetUse] = {}
+    while wanted := [c for c in spent_campaigns(rules, evaluation) if c not in locked]:
+        locked.update(store.lock_budgets(wanted))
+        if all(locked[c] == budgets.get(c, BudgetUse()) for c in wanted):
+            break
+        budgets.update(locked)
+        evaluation = decide(rules, gathered, event, budgets)
+    return evaluation, postings
 
 
-def _within_budgets(store: LoyaltyStore, rules: ActiveRules, evaluation: Evaluation) -> Evaluation:
-    """Reserve each budgeted award atomically; a race lost to another member cuts the award."""
-    effects: list[Effect] = []
-    trace = list(evaluation.trace)
+def _refund(store: LoyaltyStore, changes: Changes, event: Event, effects: list[Effect]) -> None:
+    if event.order_id is None:
+        return
+    order = store.find_order(event.customer_id, event.order_id)
+    clawback = post_clawback(changes.own, event, order, store.lots(event.customer_id))
+    if clawback is not None:
+        effects.append(clawback)
+    if order is None:
+        return
+    changes.order = order
+    awards = store.order_awards(event.customer_id, event.order_id)
+    changes.budgets.extend(return_budgets(order, awards))
+    changes.order_awards = awards
+    if order.refunded_amount >= order.amount:
+        # A fully refunded order gives back the limit counts its purchase used.
+        changes.unfire_event = store.order_event(event.customer_id, event.order_id)
+
+
+def _awards(changes: Changes, event: Event, evaluation: Evaluation, rules: ActiveRules) -> None:
+    policy = rules.ruleset.programme.points
+    by_member: dict[str, list[AwardPoints]] = defaultdict(list)
     for effect in evaluation.effects:
-        campaign = (
-            rules.ruleset.campaign(effect.campaign) if isinstance(effect, AwardPoints) else None
-        )
-        if isinstance(effect, AwardPoints) and campaign is not None and campaign.budget is not None:
-            granted = store.reserve_budget(campaign.id, campaign.budget.points, effect.points)
-            if granted < effect.points:
-                trace.append(
-                    TraceEntry(
-                        campaign.id,
-                        effect.rule,
-                        "budget_spent",
-                        f"granted {granted} of {effect.points}: budget ran out",
-                    )
-                )
-            if granted == 0:
-                continue
-            effect = replace(effect, points=granted)
-        effects.append(effect)
-    return replace(evaluation, effects=tuple(effects), trace=tuple(trace))
+        if isinstance(effect, AwardPoints):
+            by_member[effect.customer_id or event.customer_id].append(effect)
+    for customer_id, awards in by_member.items():
+        post_awards(changes.postings[customer_id], event, awards, policy)
 
 
-def _record_order(store: LoyaltyStore, changes: Changes, event: Event, points: int) -> None:
+def _record_order(
+    store: LoyaltyStore, changes: Changes, event: Event, evaluation: Evaluation
+) -> None:
     assert event.order_id is not None
     assert event.amount is not None
+    points = sum(
+        e.points for e in evaluation.effects if isinstance(e, AwardPoints) and e.customer_id is None
+    )
     order = store.find_order(event.customer_id, event.order_id)
     if order is None:
         changes.new_order = True
-        order = OrderRecord(event.customer_id, event.order_id, event.amount, event.occurred_at)
+        order = OrderRecord(
+            event.customer_id,
+            event.order_id,
+            event.amount,
+            event.occurred_at,
+            event_id=event.event_id,
+        )
     else:
         order.amount += event.amount  # a later part of the same order (split shipment)
     order.points_earned += points
     changes.order = order
+    per_campaign: dict[str, int] = defaultdict(int)
+    for effect in evaluation.effects:
+        if isinstance(effect, AwardPoints) and effect.customer_id is None:
+            per_campaign[effect.campaign] += effect.points
+    changes.order_awards = [
+        OrderAward(campaign, points, 0, event.amount, event.event_id)
+        for campaign, points in sorted(per_campaign.items())
+    ]
+
+
+def _budgets(changes: Changes, event: Event, evaluation: Evaluation, rules: ActiveRules) -> None:
+    names = set(budgeted(rules))
+    points: dict[str, int] = defaultdict(int)
+    offers: dict[str, int] = defaultdict(int)
+    for effect in evaluation.effects:
+        if isinstance(effect, AwardPoints) and effect.campaign in names:
+            points[effect.campaign] += effect.points
+        elif isinstance(effect, IssueOffer) and effect.campaign in names:
+            offers[effect.campaign] += 1
+    revenue = event.amount if event.type == "purchase" and event.amount is not None else Decimal(0)
+    for campaign in sorted(set(points) | set(offers)):
+        changes.budgets.append(
+            BudgetChange(
+                campaign,
+                points[campaign],
+                offers[campaign],
+                revenue if points[campaign] else Decimal(0),
+            )
+        )
+
+
+def _tiers_and_offers(changes: Changes, evaluation: Evaluation) -> None:
+    for effect in evaluation.effects:
+        if isinstance(effect, ChangeTier):
+            changes.tier_moves.append(
+                TierMove(
+                    effect.from_tier,
+                    effect.to_tier,
+                    effect.reason,
+                    effect.until,
+                    effect.campaign,
+                    effect.rule,
+                )
+            )
+        elif isinstance(effect, IssueOffer):
+            changes.offers.append(
+                IssuedOffer(
+                    new_offer_code(), effect.offer, effect.valid_until, effect.campaign, effect.rule
+                )
+            )
+
+
+def _referral(changes: Changes, event: Event, gathered: Gathered, rules: ActiveRules) -> None:
+    if event.type != "referral" or event.referrer_id is None:
+        return
+    refusal = referral_refusal(
+        event, gathered.snapshot, gathered.referral, rules.ruleset.programme.referrals
+    )
+    if refusal is not None and (
+        "not new" in refusal or "self" in refusal or "not a member" in refusal
+    ):
+        return
+    rewarded = event.referrer_id in changes.postings and bool(
+        changes.postings[event.referrer_id].ledger
+    )
+    changes.referral = (event.referrer_id, rewarded)
+    changes.member.referred_by = event.referrer_id
+
+
+def new_offer_code() -> str:
+    """Hard to guess, easy to read out: no 0/O or 1/I."""
+    alphabet = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+    return "".join(secrets.choice(alphabet) for _ in range(12))
 
 
 def event_answer(
@@ -185,11 +307,19 @@ def event_answer(
     effects: list[Effect] | tuple[Effect, ...],
     member: MemberRecord,
     rules: ActiveRules,
+    offers: list[IssuedOffer] | None = None,
 ) -> dict[str, Any]:
+    shown = [effect.as_dict() for effect in effects]
+    codes = iter(offers or [])
+    for body in shown:
+        if body["type"] == "issue_offer":
+            issued = next(codes, None)
+            if issued is not None:
+                body["code"] = issued.code
     return {
         "event_id": event_id,
         "status": status,
-        "effects": [effect.as_dict() for effect in effects],
+        "effects": shown,
         "customer": customer_summary(member, rules),
         "rules_version": rules.version,
     }

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from service.application.apply_event import Clock, UnitOfWorkFactory, evaluate_for
-from service.application.ports import Changes, MemberRecord, StoredEvent
+from service.application.apply_event import Clock, UnitOfWorkFactory
+from service.application.gather import Gathered, budgeted, decide, gather
+from service.application.ports import MemberRecord, Posting
 from service.application.posting import post_clawback
 from service.application.rules_runtime import ActiveRules
 from service.core.effects import Effect, Evaluation
@@ -24,25 +25,21 @@ def dry_run(
 ) -> dict[str, Any]:
     """For a real member (their stored state) or a hypothetical one (``customer`` fields)."""
     with uow_factory() as uow:
+        store = uow.store
         if customer is not None:
             snapshot = snapshot_from(customer, event.customer_id, event.occurred_at)
             evaluation = evaluate(rules.ruleset, rules.matcher, snapshot, event, explain=True)
             return _answer(event, evaluation, list(evaluation.effects), "hypothetical")
-        member = uow.store.read_member(event.customer_id)
+        member = store.read_member(event.customer_id)
         known = member is not None
         member = member or MemberRecord(event.customer_id, first_seen_at=clock())
-        evaluation = evaluate_for(uow.store, rules, event, member, explain=True)
+        gathered: Gathered = gather(store, rules, event, member)
+        budgets = store.budgets_used(budgeted(rules)) if budgeted(rules) else {}
+        evaluation = decide(rules, gathered, event, budgets, explain=True)
         effects: list[Effect] = list(evaluation.effects)
         if event.type == "refund" and event.order_id is not None and known:
-            scratch = Changes(
-                StoredEvent(
-                    event.event_id, event.customer_id, event.type, event.occurred_at, "", {}, {}, ""
-                ),
-                member,
-                rules.version,
-            )
-            order = uow.store.find_order(event.customer_id, event.order_id)
-            clawback = post_clawback(scratch, event, order, uow.store.lots(event.customer_id))
+            order = store.find_order(event.customer_id, event.order_id)
+            clawback = post_clawback(Posting(member), event, order, store.lots(event.customer_id))
             if clawback is not None:
                 effects.append(clawback)
         return _answer(event, evaluation, effects, "stored" if known else "new")

@@ -3,35 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
-from types import MappingProxyType
 
 from service.application.ports import MemberRecord
 from service.core.customer import CustomerSnapshot
-from service.core.effects import Effect, TagCustomer
+from service.core.effects import ChangeTier, Effect, TagCustomer
 from service.core.events import Event
-
-
-def snapshot_of(
-    member: MemberRecord, firings: Mapping[str, tuple[datetime, ...]]
-) -> CustomerSnapshot:
-    return CustomerSnapshot(
-        customer_id=member.customer_id,
-        tier=member.tier,
-        points_available=member.points_available,
-        points_pending=member.points_pending,
-        points_debt=member.points_debt,
-        lifetime_spend=member.lifetime_spend,
-        order_count=member.order_count,
-        last_purchase_at=member.last_purchase_at,
-        enrolled_at=member.enrolled_at,
-        birthday=member.birthday,
-        timezone=member.timezone,
-        tags=frozenset(member.tags),
-        segment=member.segment,
-        is_new=member.events_applied == 0,
-        rule_firings=MappingProxyType(dict(firings)),
-    )
+from service.core.programme import RfmPolicy
+from service.core.segments import rfm_scores, segment_for
 
 
 def update_member(member: MemberRecord, event: Event, effects: tuple[Effect, ...]) -> None:
@@ -59,4 +39,22 @@ def update_member(member: MemberRecord, event: Event, effects: tuple[Effect, ...
         if isinstance(effect, TagCustomer):
             tags |= set(effect.add)
             tags -= set(effect.remove)
+        elif isinstance(effect, ChangeTier):
+            member.tier = effect.to_tier
+            member.tier_since = event.occurred_at
+            member.tier_until = effect.until
+            member.tier_below_since = None
     member.tags = sorted(tags)
+
+
+def segment_after(policy: RfmPolicy, before: CustomerSnapshot, event: Event) -> str | None:
+    """The member's named RFM segment once this event counts."""
+    after = before
+    if event.type == "purchase" and event.amount is not None:
+        after = replace(
+            before,
+            recent_orders=before.recent_orders + 1,
+            recent_spend=before.recent_spend + event.amount,
+            last_purchase_at=max(filter(None, (before.last_purchase_at, event.occurred_at))),
+        )
+    return segment_for(policy, rfm_scores(policy, after, event.occurred_at))

@@ -13,6 +13,7 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any, Protocol
 
+from service.core.evaluation import BudgetUse
 from service.core.ledger import Lot, Take
 
 
@@ -22,6 +23,8 @@ class MemberRecord:
     first_seen_at: datetime
     tier: str | None = None
     tier_since: datetime | None = None
+    tier_until: datetime | None = None
+    tier_below_since: datetime | None = None
     points_available: int = 0
     points_pending: int = 0
     points_debt: int = 0
@@ -36,6 +39,8 @@ class MemberRecord:
     phone: str | None = None
     tags: list[str] = field(default_factory=list)
     segment: str | None = None
+    referral_code: str | None = None
+    referred_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +64,18 @@ class OrderRecord:
     points_earned: int = 0
     points_clawed: int = 0
     refunded_amount: Decimal = Decimal(0)
+    event_id: str | None = None
+
+
+@dataclass(slots=True)
+class OrderAward:
+    """What one campaign gave on one order, so a refund can give its budget back."""
+
+    campaign: str
+    points: int
+    points_returned: int = 0
+    revenue: Decimal = Decimal(0)
+    event_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +97,45 @@ class LedgerLine:
     rule: str | None = None
     order_id: str | None = None
     lot_id: int | None = None
-    new_lot: int | None = None  # index into Changes.new_lots, for a lot made in this change
+    new_lot: int | None = None  # index into Posting.new_lots, for a lot made in this change
     note: str | None = None
+
+
+@dataclass(slots=True)
+class Posting:
+    """One member's side of an event: balances, lots and ledger lines."""
+
+    member: MemberRecord
+    new_lots: list[NewLot] = field(default_factory=list)
+    takes: list[Take] = field(default_factory=list)
+    ledger: list[LedgerLine] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class TierMove:
+    from_tier: str | None
+    to_tier: str
+    reason: str
+    until: datetime | None
+    campaign: str | None
+    rule: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedOffer:
+    code: str
+    offer_id: str
+    valid_until: datetime
+    campaign: str
+    rule: str
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetChange:
+    campaign: str
+    points: int = 0
+    offers: int = 0
+    revenue: Decimal = Decimal(0)
 
 
 @dataclass(slots=True)
@@ -89,14 +143,25 @@ class Changes:
     """Everything one event writes, handed to storage in one call."""
 
     event: StoredEvent
-    member: MemberRecord
     rules_version: str
-    new_lots: list[NewLot] = field(default_factory=list)
-    takes: list[Take] = field(default_factory=list)
-    ledger: list[LedgerLine] = field(default_factory=list)
+    postings: dict[str, Posting]  # customer_id -> that member's side; the event's member first
     firings: list[str] = field(default_factory=list)
+    unfire_event: str | None = None  # a fully refunded purchase gives its limit counts back
     order: OrderRecord | None = None
     new_order: bool = False
+    order_awards: list[OrderAward] = field(default_factory=list)
+    tier_moves: list[TierMove] = field(default_factory=list)
+    offers: list[IssuedOffer] = field(default_factory=list)
+    budgets: list[BudgetChange] = field(default_factory=list)
+    referral: tuple[str, bool] | None = None  # (referrer_id, rewarded)
+
+    @property
+    def member(self) -> MemberRecord:
+        return self.postings[self.event.customer_id].member
+
+    @property
+    def own(self) -> Posting:
+        return self.postings[self.event.customer_id]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +180,29 @@ class LedgerRow:
     note: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class MemberOffer:
+    code: str
+    customer_id: str
+    offer_id: str
+    campaign: str | None
+    issued_at: datetime
+    valid_until: datetime
+    status: str
+    redeemed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Redemption:
+    redemption_id: str
+    customer_id: str
+    reward_id: str
+    points: int
+    status: str
+    takes: list[list[int]]
+    created_at: datetime
+
+
 class LoyaltyStore(Protocol):
     def find_event(self, event_id: str) -> StoredEvent | None: ...
 
@@ -122,20 +210,33 @@ class LoyaltyStore(Protocol):
 
     def read_member(self, customer_id: str) -> MemberRecord | None: ...
 
+    def member_by_referral_code(self, code: str) -> MemberRecord | None: ...
+
     def rule_firings(
         self, customer_id: str, rule_keys: Iterable[str]
     ) -> dict[str, tuple[datetime, ...]]: ...
 
-    def budgets_used(self, campaigns: Iterable[str]) -> dict[str, int]: ...
+    def budgets_used(self, campaigns: Iterable[str]) -> dict[str, BudgetUse]: ...
 
-    def reserve_budget(self, campaign: str, total: int, requested: int) -> int:
-        """Atomically add up to ``requested`` to the campaign's use, never past ``total``;
-        return what was granted."""
-        ...
+    def lock_budgets(self, campaigns: Iterable[str]) -> dict[str, BudgetUse]: ...
 
     def lots(self, customer_id: str) -> list[Lot]: ...
 
     def find_order(self, customer_id: str, order_id: str) -> OrderRecord | None: ...
+
+    def order_awards(self, customer_id: str, order_id: str) -> list[OrderAward]: ...
+
+    def order_event(self, customer_id: str, order_id: str) -> str | None: ...
+
+    def tier_value(
+        self, customer_id: str, metric: str, since: datetime, until: datetime
+    ) -> Decimal: ...
+
+    def orders_between(
+        self, customer_id: str, since: datetime, until: datetime
+    ) -> tuple[Decimal, int]: ...
+
+    def referrals_rewarded(self, referrer_id: str) -> tuple[datetime, ...]: ...
 
     def apply(self, changes: Changes) -> None: ...
 
@@ -143,9 +244,23 @@ class LoyaltyStore(Protocol):
         self, customer_id: str, before_id: int | None, limit: int
     ) -> Sequence[LedgerRow]: ...
 
-    def spend_in_window(self, customer_id: str, since: datetime) -> tuple[Decimal, int]: ...
-
     def expiring(self, customer_id: str, until: datetime) -> list[tuple[int, datetime]]: ...
+
+    def member_offers(self, customer_id: str) -> list[MemberOffer]: ...
+
+    def lock_offer(self, code: str) -> MemberOffer | None: ...
+
+    def redeem_offer(self, code: str, at: datetime, reference: str | None) -> None: ...
+
+    def offer_reference(self, code: str) -> str | None: ...
+
+    def find_redemption(self, redemption_id: str) -> Redemption | None: ...
+
+    def save_redemption(self, redemption: Redemption, posting: Posting, at: datetime) -> None: ...
+
+    def reverse_redemption(
+        self, redemption: Redemption, posting: Posting, at: datetime
+    ) -> None: ...
 
     def record_rules_version(self, version: str, files: dict[str, str], at: datetime) -> None: ...
 

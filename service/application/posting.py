@@ -9,8 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from decimal import ROUND_FLOOR, Decimal
 
-from service.application.ports import Changes, LedgerLine, NewLot, OrderRecord
+from service.application.ports import (
+    BudgetChange,
+    LedgerLine,
+    NewLot,
+    OrderAward,
+    OrderRecord,
+    Posting,
+)
 from service.core.effects import AwardPoints, ClawBackPoints
 from service.core.events import Event
 from service.core.ledger import Lot, clawback_points, pay_debt, settle_clawback
@@ -23,33 +31,33 @@ EARNED, PENDING, DEBT_PAID, CLAWED_BACK, DEBT_RECORDED = (
     "clawed_back",
     "debt_recorded",
 )
+REDEEMED, REDEMPTION_REVERSED, EXPIRED = "redeemed", "redemption_reversed", "expired"
 
 
 def post_awards(
-    changes: Changes, event: Event, awards: Sequence[AwardPoints], policy: PointsPolicy
+    posting: Posting, event: Event, awards: Sequence[AwardPoints], policy: PointsPolicy
 ) -> None:
-    member = changes.member
+    member = posting.member
     pending = event.type in policy.pending_for and policy.pending_days > 0
     available_at = (
         event.occurred_at + timedelta(days=policy.pending_days) if pending else event.occurred_at
     )
     expires_at = event.occurred_at + policy.expire_after if policy.expire_after else None
+    order_id = event.order_id if posting.member.customer_id == event.customer_id else None
     for award in awards:
         paid, credited = pay_debt(member.points_debt, award.points)
         if credited:
-            changes.new_lots.append(
-                NewLot(
-                    credited, event.occurred_at, available_at, expires_at, event.order_id, pending
-                )
+            posting.new_lots.append(
+                NewLot(credited, event.occurred_at, available_at, expires_at, order_id, pending)
             )
-            changes.ledger.append(
+            posting.ledger.append(
                 LedgerLine(
                     PENDING if pending else EARNED,
                     credited,
                     campaign=award.campaign,
                     rule=award.rule,
-                    order_id=event.order_id,
-                    new_lot=len(changes.new_lots) - 1,
+                    order_id=order_id,
+                    new_lot=len(posting.new_lots) - 1,
                 )
             )
             if pending:
@@ -58,38 +66,40 @@ def post_awards(
                 member.points_available += credited
         if paid:
             member.points_debt -= paid
-            changes.ledger.append(
+            posting.ledger.append(
                 LedgerLine(
                     DEBT_PAID,
                     0,
                     debt=-paid,
                     campaign=award.campaign,
                     rule=award.rule,
-                    order_id=event.order_id,
+                    order_id=order_id,
                     note=f"{paid} of {award.points} points paid debt",
                 )
             )
 
 
 def post_clawback(
-    changes: Changes, event: Event, order: OrderRecord | None, lots: Sequence[Lot]
+    posting: Posting, event: Event, order: OrderRecord | None, lots: Sequence[Lot]
 ) -> ClawBackPoints | None:
-    """Take back the refunded share of an order's points, recording any shortfall as debt."""
+    """Take back the refunded share of an order's points, recording any shortfall as debt.
+
+    Updates ``order`` (refunded amount, points clawed) for the caller to store.
+    """
     if order is None or event.amount is None or event.order_id is None:
         return None
     points, refunded_after = clawback_points(
         order.points_earned, order.points_clawed, order.amount, order.refunded_amount, event.amount
     )
     order.refunded_amount = refunded_after
-    changes.order = order
     if points == 0:
         return None
     order.points_clawed += points
     settled = settle_clawback(lots, points, event.order_id)
-    member = changes.member
-    changes.takes.extend(settled.takes)
+    member = posting.member
+    posting.takes.extend(settled.takes)
     for take in settled.takes:
-        changes.ledger.append(
+        posting.ledger.append(
             LedgerLine(CLAWED_BACK, -take.points, order_id=event.order_id, lot_id=take.lot_id)
         )
         if take.pending:
@@ -98,7 +108,7 @@ def post_clawback(
             member.points_available -= take.points
     if settled.shortfall:
         member.points_debt += settled.shortfall
-        changes.ledger.append(
+        posting.ledger.append(
             LedgerLine(
                 DEBT_RECORDED,
                 0,
@@ -108,3 +118,28 @@ def post_clawback(
             )
         )
     return ClawBackPoints(points, event.order_id, settled.shortfall)
+
+
+def return_budgets(order: OrderRecord, awards: Sequence[OrderAward]) -> list[BudgetChange]:
+    """Give back to each campaign's budget the refunded share of what it spent on the order."""
+    if order.amount <= 0:
+        return []
+    share = min(order.refunded_amount / order.amount, Decimal(1))
+    changes = []
+    for award in awards:
+        target = (
+            award.points
+            if share == 1
+            else int((award.points * share).to_integral_value(ROUND_FLOOR))
+        )
+        give_back = target - award.points_returned
+        if give_back <= 0:
+            continue
+        revenue = (
+            award.revenue * Decimal(give_back) / Decimal(award.points)
+            if award.points
+            else Decimal(0)
+        )
+        award.points_returned += give_back
+        changes.append(BudgetChange(award.campaign, points=-give_back, revenue=-revenue))
+    return changes

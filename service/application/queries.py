@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from service.application.apply_event import Clock, UnitOfWorkFactory
+from service.application.offers import offer_view
 from service.application.rules_runtime import ActiveRules
 from service.core.errors import NotFound
 from service.core.tiers import progress
@@ -23,11 +23,11 @@ def customer_view(
         member = uow.store.read_member(customer_id)
         if member is None:
             raise NotFound(f"no member {customer_id!r}")
-        spend, orders = uow.store.spend_in_window(customer_id, now - policy.window)
+        # Up to now, or to the member's latest purchase when a sender's clock runs ahead.
+        until = max(now, member.last_purchase_at or now)
+        value = uow.store.tier_value(customer_id, policy.metric, until - policy.window, until)
         expiring = uow.store.expiring(customer_id, now + EXPIRING_WITHIN)
-    value = {"spend": spend, "orders": Decimal(orders)}.get(
-        policy.metric, Decimal(member.points_available)
-    )
+        offers = uow.store.member_offers(customer_id)
     level = policy.level(member.tier)
     return {
         "customer_id": customer_id,
@@ -44,7 +44,9 @@ def customer_view(
         "lifetime_spend": format(member.lifetime_spend, "f"),
         "order_count": member.order_count,
         "tags": member.tags,
-        "offers": [],
+        "segment": member.segment,
+        "referral_code": member.referral_code,
+        "offers": [offer_view(offer, now) for offer in offers if offer.status == "active"],
     }
 
 

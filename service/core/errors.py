@@ -44,3 +44,7 @@ class NotFound(LoyaltyError):
 
 class InsufficientPoints(LoyaltyError):
     """A redemption asked for more points than the member has available."""
+
+
+class OfferUnavailable(LoyaltyError):
+    """An offer cannot be used: used already, expired, or another member's."""

@@ -33,9 +33,7 @@ def progress(policy: TierPolicy, tier: str | None, value: Decimal) -> dict[str, 
 
 
 def _plain(value: Decimal) -> str:
-    return (
-        format(value.normalize(), "f") if value == value.to_integral_value() else format(value, "f")
-    )
+    return format(value.normalize(), "f")
 
 
 def rank(policy: TierPolicy, name: str | None) -> int:

@@ -14,23 +14,8 @@ from service.core.customer import CustomerSnapshot
 from service.core.effects import AwardPoints, Evaluation, TagCustomer
 from service.core.evaluation import Matcher, evaluate
 from service.core.programme import RuleSet
-from service.event_schema import parse_event
+from service.event_schema import HypotheticalCustomerSchema, parse_event
 from service.rules.campaign_parser import RuleCase
-
-CUSTOMER_FIELDS = (
-    "tier",
-    "balance",
-    "lifetime_spend",
-    "order_count",
-    "days_since_last_purchase",
-    "days_since_enrolment",
-    "segment",
-    "tags",
-    "birthday",
-    "timezone",
-    "is_new",
-    "points_pending",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,35 +77,30 @@ def _plain(value: Any) -> Any:
 
 
 def snapshot_from(fields: Mapping[str, Any], customer_id: str, at: datetime) -> CustomerSnapshot:
-    """A hypothetical member, as a rule-file case or a dry run describes them."""
-    unknown = set(fields) - set(CUSTOMER_FIELDS)
-    if unknown:
-        raise ValueError(
-            f"unknown customer field(s) {sorted(unknown)}; known: {', '.join(CUSTOMER_FIELDS)}"
-        )
-    days_since_purchase = fields.get("days_since_last_purchase")
-    days_since_enrolment = fields.get("days_since_enrolment")
-    birthday = fields.get("birthday")
-    if isinstance(birthday, str):
-        birthday = date.fromisoformat(birthday)
+    """A hypothetical member, as a rule-file case or a dry run describes them.
+
+    Raises marshmallow's ValidationError naming each bad field.
+    """
+    data = HypotheticalCustomerSchema().load(_plain(dict(fields)))
+    since_purchase = data.get("days_since_last_purchase")
+    since_enrolment = data.get("days_since_enrolment")
     return CustomerSnapshot(
         customer_id=customer_id,
-        tier=fields.get("tier"),
-        points_available=int(fields.get("balance", 0)),
-        points_pending=int(fields.get("points_pending", 0)),
-        lifetime_spend=Decimal(str(fields.get("lifetime_spend", 0))),
-        order_count=int(fields.get("order_count", 0)),
-        last_purchase_at=at - timedelta(days=int(days_since_purchase))
-        if days_since_purchase is not None
+        tier=data.get("tier"),
+        points_available=data.get("balance", 0),
+        points_pending=data.get("points_pending", 0),
+        lifetime_spend=data.get("lifetime_spend", Decimal(0)),
+        order_count=data.get("order_count", 0),
+        last_purchase_at=at - timedelta(days=since_purchase)
+        if since_purchase is not None
         else None,
-        enrolled_at=at - timedelta(days=int(days_since_enrolment))
-        if days_since_enrolment is not None
-        else None,
-        birthday=birthday,
-        timezone=fields.get("timezone"),
-        tags=frozenset(fields.get("tags", ())),
-        segment=fields.get("segment"),
-        is_new=bool(fields.get("is_new", True)),
+        enrolled_at=at - timedelta(days=since_enrolment) if since_enrolment is not None else None,
+        birthday=data.get("birthday"),
+        timezone=data.get("timezone"),
+        tags=frozenset(data.get("tags", ())),
+        segment=data.get("segment"),
+        is_new=data.get("is_new", True),
+        referred_by=data.get("referred_by"),
     )
 
 

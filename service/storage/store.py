@@ -1,14 +1,19 @@
-"""The SQLAlchemy Core adapter for the use cases' storage port (SQLite and PostgreSQL)."""
+"""The SQLAlchemy Core adapter for the use cases' storage port (SQLite and PostgreSQL).
+
+Reads here; the writes of one event are in ``apply``; offers and redemptions live in
+service.storage.member_store.
+"""
 
 from __future__ import annotations
 
+import secrets
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, Select, and_, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -17,30 +22,46 @@ from service.application.ports import (
     DuplicateEvent,
     LedgerRow,
     MemberRecord,
+    OrderAward,
     OrderRecord,
+    Posting,
     StoredEvent,
 )
+from service.core.evaluation import BudgetUse
 from service.core.ledger import Lot
+from service.storage.member_store import MemberOffersStore
 from service.storage.tables import (
     campaign_budgets,
     events,
     ledger_entries,
+    member_offers,
     members,
+    order_awards,
     orders,
     point_lots,
+    referrals,
     rule_firings,
     rules_versions,
+    tier_history,
 )
 
 MEMBER_FIELDS = [c.name for c in members.columns]
+CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 
 
-class SqlStore:
+class SqlStore(MemberOffersStore):
     def __init__(self, connection: Connection) -> None:
         self.db = connection
         self.dialect = connection.dialect.name
 
-    # -- events
+    def _insert(self, table: Any) -> Any:
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+
+    def _locked(self, query: Select[Any]) -> Select[Any]:
+        # SQLite has one writer at a time (BEGIN IMMEDIATE), so it needs no row locks.
+        return query.with_for_update() if self.dialect == "postgresql" else query
+
+    # -- events and members
 
     def find_event(self, event_id: str) -> StoredEvent | None:
         row = (
@@ -59,8 +80,6 @@ class SqlStore:
             row["rules_version"],
         )
 
-    # -- members
-
     def lock_member(self, customer_id: str, now: datetime) -> MemberRecord:
         values = {
             "customer_id": customer_id,
@@ -72,18 +91,20 @@ class SqlStore:
             "lifetime_spend": Decimal(0),
             "order_count": 0,
             "events_applied": 0,
+            "referral_code": "".join(secrets.choice(CODE_ALPHABET) for _ in range(10)),
         }
-        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        self.db.execute(dialect_insert(members).values(values).on_conflict_do_nothing())
-        query = select(members).where(members.c.customer_id == customer_id)
-        if self.dialect == "postgresql":
-            query = query.with_for_update()
-        row = self.db.execute(query).mappings().one()
-        return _member(row)
+        self.db.execute(self._insert(members).values(values).on_conflict_do_nothing())
+        query = self._locked(select(members).where(members.c.customer_id == customer_id))
+        return _member(self.db.execute(query).mappings().one())
 
     def read_member(self, customer_id: str) -> MemberRecord | None:
+        query = select(members).where(members.c.customer_id == customer_id)
+        row = self.db.execute(query).mappings().first()
+        return _member(row) if row is not None else None
+
+    def member_by_referral_code(self, code: str) -> MemberRecord | None:
         row = (
-            self.db.execute(select(members).where(members.c.customer_id == customer_id))
+            self.db.execute(select(members).where(members.c.referral_code == code))
             .mappings()
             .first()
         )
@@ -105,37 +126,72 @@ class SqlStore:
             found[key].append(at)
         return {key: tuple(times) for key, times in found.items()}
 
+    def tier_value(
+        self, customer_id: str, metric: str, since: datetime, until: datetime
+    ) -> Decimal:
+        if metric == "points":
+            earned = self.db.execute(
+                select(func.coalesce(func.sum(ledger_entries.c.points), 0)).where(
+                    ledger_entries.c.customer_id == customer_id,
+                    ledger_entries.c.kind.in_(("earned", "pending")),
+                    ledger_entries.c.occurred_at > since,
+                    ledger_entries.c.occurred_at <= until,
+                )
+            ).scalar_one()
+            return Decimal(earned)
+        spend, count = self.orders_between(customer_id, since, until)
+        return Decimal(count) if metric == "orders" else spend
+
+    def orders_between(
+        self, customer_id: str, since: datetime, until: datetime
+    ) -> tuple[Decimal, int]:
+        rows = self.db.execute(
+            select(orders.c.amount, orders.c.refunded_amount).where(
+                orders.c.customer_id == customer_id,
+                orders.c.occurred_at > since,
+                orders.c.occurred_at <= until,
+            )
+        ).all()
+        kept = [(amount, refunded) for amount, refunded in rows if refunded < amount]
+        return sum((a - r for a, r in kept), Decimal(0)), len(kept)
+
+    def referrals_rewarded(self, referrer_id: str) -> tuple[datetime, ...]:
+        rows = self.db.execute(
+            select(referrals.c.occurred_at)
+            .where(referrals.c.referrer_id == referrer_id, referrals.c.rewarded == 1)
+            .order_by(referrals.c.occurred_at)
+        )
+        return tuple(at for (at,) in rows)
+
     # -- budgets
 
-    def budgets_used(self, campaigns: Iterable[str]) -> dict[str, int]:
+    def budgets_used(self, campaigns: Iterable[str]) -> dict[str, BudgetUse]:
         rows = self.db.execute(
-            select(campaign_budgets.c.campaign, campaign_budgets.c.points_used).where(
-                campaign_budgets.c.campaign.in_(list(campaigns))
-            )
-        )
-        return {campaign: used for campaign, used in rows}
+            select(campaign_budgets).where(campaign_budgets.c.campaign.in_(list(campaigns)))
+        ).mappings()
+        return {
+            r["campaign"]: BudgetUse(r["points_used"], r["offers_issued"], r["revenue"])
+            for r in rows
+        }
 
-    def reserve_budget(self, campaign: str, total: int, requested: int) -> int:
-        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        self.db.execute(
-            dialect_insert(campaign_budgets)
-            .values(campaign=campaign, points_used=0)
-            .on_conflict_do_nothing()
-        )
-        query = select(campaign_budgets.c.points_used).where(
-            campaign_budgets.c.campaign == campaign
-        )
-        if self.dialect == "postgresql":
-            query = query.with_for_update()
-        used = int(self.db.execute(query).scalar_one())
-        granted = max(0, min(requested, total - used))
-        if granted:
+    def lock_budgets(self, campaigns: Iterable[str]) -> dict[str, BudgetUse]:
+        names = sorted(campaigns)
+        for name in names:
             self.db.execute(
-                update(campaign_budgets)
-                .where(campaign_budgets.c.campaign == campaign)
-                .values(points_used=campaign_budgets.c.points_used + granted)
+                self._insert(campaign_budgets)
+                .values(campaign=name, points_used=0, offers_issued=0, revenue=Decimal(0))
+                .on_conflict_do_nothing()
             )
-        return granted
+        query = self._locked(
+            select(campaign_budgets)
+            .where(campaign_budgets.c.campaign.in_(names))
+            .order_by(campaign_budgets.c.campaign)
+        )
+        rows = self.db.execute(query).mappings()
+        return {
+            r["campaign"]: BudgetUse(r["points_used"], r["offers_issued"], r["revenue"])
+            for r in rows
+        }
 
     # -- lots and orders
 
@@ -167,7 +223,27 @@ class SqlStore:
             .mappings()
             .first()
         )
-        return OrderRecord(**row) if row is not None else None
+        return OrderRecord(**row) if row is not None else None  # type: ignore[arg-type]
+
+    def order_awards(self, customer_id: str, order_id: str) -> list[OrderAward]:
+        rows = self.db.execute(
+            select(order_awards)
+            .where(order_awards.c.customer_id == customer_id, order_awards.c.order_id == order_id)
+            .order_by(order_awards.c.campaign)
+        ).mappings()
+        return [
+            OrderAward(
+                r["campaign"], r["points"], r["points_returned"], r["revenue"], r["event_id"]
+            )
+            for r in rows
+        ]
+
+    def order_event(self, customer_id: str, order_id: str) -> str | None:
+        return self.db.execute(
+            select(orders.c.event_id).where(
+                orders.c.customer_id == customer_id, orders.c.order_id == order_id
+            )
+        ).scalar()
 
     # -- writing one event's changes
 
@@ -190,54 +266,9 @@ class SqlStore:
             )
         except IntegrityError as error:
             raise DuplicateEvent(event.event_id) from error
-        lot_ids = []
-        for lot in changes.new_lots:
-            lot_ids.append(
-                self.db.execute(
-                    insert(point_lots)
-                    .values(
-                        customer_id=event.customer_id,
-                        event_id=event.event_id,
-                        order_id=lot.order_id,
-                        earned_at=lot.earned_at,
-                        available_at=lot.available_at,
-                        expires_at=lot.expires_at,
-                        points=lot.points,
-                        remaining=lot.points,
-                        pending=int(lot.pending),
-                    )
-                    .returning(point_lots.c.id)
-                ).scalar_one()
-            )
-        for take in changes.takes:
-            self.db.execute(
-                update(point_lots)
-                .where(point_lots.c.id == take.lot_id)
-                .values(remaining=point_lots.c.remaining - take.points)
-            )
-        if changes.ledger:
-            self.db.execute(
-                insert(ledger_entries),
-                [
-                    {
-                        "customer_id": event.customer_id,
-                        "kind": line.kind,
-                        "points": line.points,
-                        "debt": line.debt,
-                        "event_id": event.event_id,
-                        "campaign": line.campaign,
-                        "rule": line.rule,
-                        "rules_version": changes.rules_version,
-                        "order_id": line.order_id,
-                        "note": line.note,
-                        "lot_id": lot_ids[line.new_lot]
-                        if line.new_lot is not None
-                        else line.lot_id,
-                        "occurred_at": event.occurred_at,
-                        "recorded_at": now,
-                    }
-                    for line in changes.ledger
-                ],
+        for posting in changes.postings.values():
+            self.write_posting(
+                posting, event.event_id, event.occurred_at, changes.rules_version, now
             )
         if changes.firings:
             self.db.execute(
@@ -252,9 +283,125 @@ class SqlStore:
                     for key in changes.firings
                 ],
             )
+        if changes.unfire_event is not None:
+            self.db.execute(
+                delete(rule_firings).where(rule_firings.c.event_id == changes.unfire_event)
+            )
         if changes.order is not None:
             self._save_order(changes.order, changes.new_order)
-        member = changes.member
+        self._save_order_awards(changes)
+        for budget in changes.budgets:
+            self.db.execute(
+                update(campaign_budgets)
+                .where(campaign_budgets.c.campaign == budget.campaign)
+                .values(
+                    points_used=campaign_budgets.c.points_used + budget.points,
+                    offers_issued=campaign_budgets.c.offers_issued + budget.offers,
+                    revenue=campaign_budgets.c.revenue + budget.revenue,
+                )
+            )
+        for move in changes.tier_moves:
+            self.db.execute(
+                insert(tier_history).values(
+                    customer_id=event.customer_id,
+                    from_tier=move.from_tier,
+                    to_tier=move.to_tier,
+                    reason=move.reason,
+                    until=move.until,
+                    event_id=event.event_id,
+                    campaign=move.campaign,
+                    rule=move.rule,
+                    occurred_at=event.occurred_at,
+                )
+            )
+        for offer in changes.offers:
+            self.db.execute(
+                insert(member_offers).values(
+                    code=offer.code,
+                    customer_id=event.customer_id,
+                    offer_id=offer.offer_id,
+                    campaign=offer.campaign,
+                    rule=offer.rule,
+                    event_id=event.event_id,
+                    issued_at=event.occurred_at,
+                    valid_until=offer.valid_until,
+                    status="active",
+                )
+            )
+        if changes.referral is not None:
+            referrer_id, rewarded = changes.referral
+            self.db.execute(
+                insert(referrals).values(
+                    referee_id=event.customer_id,
+                    referrer_id=referrer_id,
+                    event_id=event.event_id,
+                    occurred_at=event.occurred_at,
+                    rewarded=int(rewarded),
+                )
+            )
+
+    def write_posting(
+        self,
+        posting: Posting,
+        event_id: str | None,
+        occurred_at: datetime,
+        version: str | None,
+        now: datetime,
+    ) -> None:
+        """One member's lots, ledger lines and balances (also used by jobs and redemptions)."""
+        member = posting.member
+        lot_ids = []
+        for lot in posting.new_lots:
+            lot_ids.append(
+                self.db.execute(
+                    insert(point_lots)
+                    .values(
+                        customer_id=member.customer_id,
+                        event_id=event_id or "",
+                        order_id=lot.order_id,
+                        earned_at=lot.earned_at,
+                        available_at=lot.available_at,
+                        expires_at=lot.expires_at,
+                        points=lot.points,
+                        remaining=lot.points,
+                        pending=int(lot.pending),
+                    )
+                    .returning(point_lots.c.id)
+                ).scalar_one()
+            )
+        for take in posting.takes:
+            self.db.execute(
+                update(point_lots)
+                .where(point_lots.c.id == take.lot_id)
+                .values(remaining=point_lots.c.remaining - take.points)
+            )
+        if posting.ledger:
+            self.db.execute(
+                insert(ledger_entries),
+                [
+                    {
+                        "customer_id": member.customer_id,
+                        "kind": line.kind,
+                        "points": line.points,
+                        "debt": line.debt,
+                        "event_id": event_id,
+                        "campaign": line.campaign,
+                        "rule": line.rule,
+                        "rules_version": version,
+                        "order_id": line.order_id,
+                        "note": line.note,
+                        "lot_id": lot_ids[line.new_lot]
+                        if line.new_lot is not None
+                        else line.lot_id,
+                        "occurred_at": occurred_at,
+                        "recorded_at": now,
+                    }
+                    for line in posting.ledger
+                ],
+            )
+        self.save_member(member)
+
+    def save_member(self, member: MemberRecord) -> None:
         self.db.execute(
             update(members)
             .where(members.c.customer_id == member.customer_id)
@@ -272,22 +419,57 @@ class SqlStore:
             "refunded_amount": order.refunded_amount,
         }
         if new:
+            values["event_id"] = order.event_id
             self.db.execute(
                 insert(orders).values(
                     customer_id=order.customer_id, order_id=order.order_id, **values
                 )
             )
-        else:
-            self.db.execute(
-                update(orders)
-                .where(
-                    and_(
-                        orders.c.customer_id == order.customer_id,
-                        orders.c.order_id == order.order_id,
+            return
+        self.db.execute(
+            update(orders)
+            .where(
+                and_(orders.c.customer_id == order.customer_id, orders.c.order_id == order.order_id)
+            )
+            .values(values)
+        )
+
+    def _save_order_awards(self, changes: Changes) -> None:
+        order = changes.order
+        if order is None:
+            return
+        for award in changes.order_awards:
+            key = (
+                order_awards.c.customer_id == order.customer_id,
+                order_awards.c.order_id == order.order_id,
+                order_awards.c.campaign == award.campaign,
+            )
+            found = self.db.execute(select(order_awards.c.points).where(*key)).first()
+            if found is None:
+                self.db.execute(
+                    insert(order_awards).values(
+                        customer_id=order.customer_id,
+                        order_id=order.order_id,
+                        campaign=award.campaign,
+                        points=award.points,
+                        points_returned=award.points_returned,
+                        revenue=award.revenue,
+                        event_id=award.event_id,
                     )
                 )
-                .values(values)
-            )
+            elif changes.event.type == "refund":
+                self.db.execute(
+                    update(order_awards).where(*key).values(points_returned=award.points_returned)
+                )
+            else:  # another part of the same order
+                self.db.execute(
+                    update(order_awards)
+                    .where(*key)
+                    .values(
+                        points=order_awards.c.points + award.points,
+                        revenue=order_awards.c.revenue + award.revenue,
+                    )
+                )
 
     # -- reads for the API
 
@@ -316,14 +498,6 @@ class SqlStore:
             for r in rows
         ]
 
-    def spend_in_window(self, customer_id: str, since: datetime) -> tuple[Decimal, int]:
-        rows = self.db.execute(
-            select(orders.c.amount, orders.c.refunded_amount).where(
-                orders.c.customer_id == customer_id, orders.c.occurred_at >= since
-            )
-        ).all()
-        return sum((a - r for a, r in rows), Decimal(0)), len(rows)
-
     def expiring(self, customer_id: str, until: datetime) -> list[tuple[int, datetime]]:
         rows = self.db.execute(
             select(func.sum(point_lots.c.remaining), point_lots.c.expires_at)
@@ -339,9 +513,8 @@ class SqlStore:
         return [(int(points), at) for points, at in rows]
 
     def record_rules_version(self, version: str, files: dict[str, str], at: datetime) -> None:
-        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         self.db.execute(
-            dialect_insert(rules_versions)
+            self._insert(rules_versions)
             .values(version=version, files=files, first_loaded_at=at)
             .on_conflict_do_nothing()
         )

@@ -37,6 +37,8 @@ members = Table(
     Column("customer_id", String(128), primary_key=True),
     Column("tier", String(64)),
     Column("tier_since", Moment),
+    Column("tier_until", Moment),  # a fast-track tier held at least until then
+    Column("tier_below_since", Moment),  # first review that found the member below their tier
     Column("points_available", BigInteger, nullable=False, default=0),
     Column("points_pending", BigInteger, nullable=False, default=0),
     Column("points_debt", BigInteger, nullable=False, default=0),
@@ -52,6 +54,8 @@ members = Table(
     Column("phone", String(32)),
     Column("tags", JSON, nullable=False, default=list),
     Column("segment", String(64)),
+    Column("referral_code", String(32), unique=True),
+    Column("referred_by", String(128)),
 )
 
 events = Table(
@@ -127,6 +131,7 @@ orders = Table(
     Column("points_earned", BigInteger, nullable=False, default=0),
     Column("points_clawed", BigInteger, nullable=False, default=0),
     Column("refunded_amount", Money(), nullable=False, default=0),
+    Column("event_id", String(128)),  # the purchase that opened the order
 )
 
 campaign_budgets = Table(
@@ -144,4 +149,73 @@ rules_versions = Table(
     Column("version", String(32), primary_key=True),
     Column("files", JSON, nullable=False),
     Column("first_loaded_at", Moment, nullable=False),
+)
+
+tier_history = Table(
+    "tier_history",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("customer_id", String(128), nullable=False),
+    Column("from_tier", String(64)),
+    Column("to_tier", String(64), nullable=False),
+    Column("reason", String(16), nullable=False),  # qualified | fast_track | review
+    Column("until", Moment),
+    Column("event_id", String(128)),
+    Column("campaign", String(128)),
+    Column("rule", String(128)),
+    Column("occurred_at", Moment, nullable=False),
+    Index("ix_tier_history_customer", "customer_id", "id"),
+)
+
+member_offers = Table(
+    "member_offers",
+    metadata,
+    Column("code", String(32), primary_key=True),
+    Column("customer_id", String(128), nullable=False),
+    Column("offer_id", String(128), nullable=False),
+    Column("campaign", String(128)),
+    Column("rule", String(128)),
+    Column("event_id", String(128)),
+    Column("issued_at", Moment, nullable=False),
+    Column("valid_until", Moment, nullable=False),
+    Column("status", String(16), nullable=False),  # active | redeemed | expired
+    Column("redeemed_at", Moment),
+    Column("redemption_ref", String(128)),
+    Index("ix_member_offers_customer", "customer_id", "status"),
+)
+
+redemptions = Table(
+    "redemptions",
+    metadata,
+    Column("redemption_id", String(128), primary_key=True),
+    Column("customer_id", String(128), nullable=False),
+    Column("reward_id", String(128), nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),  # completed | reversed
+    Column("takes", JSON, nullable=False),  # [[lot_id, points], ...] to return on reversal
+    Column("created_at", Moment, nullable=False),
+    Column("reversed_at", Moment),
+)
+
+referrals = Table(
+    "referrals",
+    metadata,
+    Column("referee_id", String(128), primary_key=True),  # a member is referred once
+    Column("referrer_id", String(128), nullable=False),
+    Column("event_id", String(128), nullable=False),
+    Column("occurred_at", Moment, nullable=False),
+    Column("rewarded", Integer, nullable=False, default=0),
+    Index("ix_referrals_referrer", "referrer_id", "occurred_at"),
+)
+
+order_awards = Table(
+    "order_awards",
+    metadata,
+    Column("customer_id", String(128), primary_key=True),
+    Column("order_id", String(128), primary_key=True),
+    Column("campaign", String(128), primary_key=True),
+    Column("points", BigInteger, nullable=False),
+    Column("points_returned", BigInteger, nullable=False, default=0),
+    Column("revenue", Money(), nullable=False, default=0),
+    Column("event_id", String(128), nullable=False),
 )

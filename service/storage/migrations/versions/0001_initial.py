@@ -1,8 +1,8 @@
-"""members, events, ledger, lots, orders, budgets, rules versions
+"""initial schema
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 11:45:56.405682
+Create Date: 2026-11-23 12:00:30.230163
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ def upgrade() -> None:
     op.create_table('campaign_budgets',
     sa.Column('campaign', sa.String(length=128), nullable=False),
     sa.Column('points_used', sa.BigInteger(), nullable=False),
+    sa.Column('offers_issued', sa.Integer(), nullable=False),
+    sa.Column('revenue', service.storage.types.Money(), nullable=False),
     sa.PrimaryKeyConstraint('campaign', name=op.f('pk_campaign_budgets'))
     )
     op.create_table('events',
@@ -41,10 +43,29 @@ def upgrade() -> None:
         batch_op.create_index('ix_events_customer_occurred', ['customer_id', 'occurred_at'], unique=False)
         batch_op.create_index('ix_events_occurred', ['occurred_at'], unique=False)
 
+    op.create_table('member_offers',
+    sa.Column('code', sa.String(length=32), nullable=False),
+    sa.Column('customer_id', sa.String(length=128), nullable=False),
+    sa.Column('offer_id', sa.String(length=128), nullable=False),
+    sa.Column('campaign', sa.String(length=128), nullable=True),
+    sa.Column('rule', sa.String(length=128), nullable=True),
+    sa.Column('event_id', sa.String(length=128), nullable=True),
+    sa.Column('issued_at', service.storage.types.UtcDateTime(), nullable=False),
+    sa.Column('valid_until', service.storage.types.UtcDateTime(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('redeemed_at', service.storage.types.UtcDateTime(), nullable=True),
+    sa.Column('redemption_ref', sa.String(length=128), nullable=True),
+    sa.PrimaryKeyConstraint('code', name=op.f('pk_member_offers'))
+    )
+    with op.batch_alter_table('member_offers', schema=None) as batch_op:
+        batch_op.create_index('ix_member_offers_customer', ['customer_id', 'status'], unique=False)
+
     op.create_table('members',
     sa.Column('customer_id', sa.String(length=128), nullable=False),
     sa.Column('tier', sa.String(length=64), nullable=True),
     sa.Column('tier_since', service.storage.types.UtcDateTime(), nullable=True),
+    sa.Column('tier_until', service.storage.types.UtcDateTime(), nullable=True),
+    sa.Column('tier_below_since', service.storage.types.UtcDateTime(), nullable=True),
     sa.Column('points_available', sa.BigInteger(), nullable=False),
     sa.Column('points_pending', sa.BigInteger(), nullable=False),
     sa.Column('points_debt', sa.BigInteger(), nullable=False),
@@ -60,7 +81,20 @@ def upgrade() -> None:
     sa.Column('phone', sa.String(length=32), nullable=True),
     sa.Column('tags', sa.JSON(), nullable=False),
     sa.Column('segment', sa.String(length=64), nullable=True),
-    sa.PrimaryKeyConstraint('customer_id', name=op.f('pk_members'))
+    sa.Column('referral_code', sa.String(length=32), nullable=True),
+    sa.Column('referred_by', sa.String(length=128), nullable=True),
+    sa.PrimaryKeyConstraint('customer_id', name=op.f('pk_members')),
+    sa.UniqueConstraint('referral_code', name=op.f('uq_members_referral_code'))
+    )
+    op.create_table('order_awards',
+    sa.Column('customer_id', sa.String(length=128), nullable=False),
+    sa.Column('order_id', sa.String(length=128), nullable=False),
+    sa.Column('campaign', sa.String(length=128), nullable=False),
+    sa.Column('points', sa.BigInteger(), nullable=False),
+    sa.Column('points_returned', sa.BigInteger(), nullable=False),
+    sa.Column('revenue', service.storage.types.Money(), nullable=False),
+    sa.Column('event_id', sa.String(length=128), nullable=False),
+    sa.PrimaryKeyConstraint('customer_id', 'order_id', 'campaign', name=op.f('pk_order_awards'))
     )
     op.create_table('orders',
     sa.Column('customer_id', sa.String(length=128), nullable=False),
@@ -70,6 +104,7 @@ def upgrade() -> None:
     sa.Column('points_earned', sa.BigInteger(), nullable=False),
     sa.Column('points_clawed', sa.BigInteger(), nullable=False),
     sa.Column('refunded_amount', service.storage.types.Money(), nullable=False),
+    sa.Column('event_id', sa.String(length=128), nullable=True),
     sa.PrimaryKeyConstraint('customer_id', 'order_id', name=op.f('pk_orders'))
     )
     op.create_table('point_lots',
@@ -88,6 +123,28 @@ def upgrade() -> None:
     with op.batch_alter_table('point_lots', schema=None) as batch_op:
         batch_op.create_index('ix_point_lots_customer_remaining', ['customer_id', 'remaining'], unique=False)
 
+    op.create_table('redemptions',
+    sa.Column('redemption_id', sa.String(length=128), nullable=False),
+    sa.Column('customer_id', sa.String(length=128), nullable=False),
+    sa.Column('reward_id', sa.String(length=128), nullable=False),
+    sa.Column('points', sa.BigInteger(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('takes', sa.JSON(), nullable=False),
+    sa.Column('created_at', service.storage.types.UtcDateTime(), nullable=False),
+    sa.Column('reversed_at', service.storage.types.UtcDateTime(), nullable=True),
+    sa.PrimaryKeyConstraint('redemption_id', name=op.f('pk_redemptions'))
+    )
+    op.create_table('referrals',
+    sa.Column('referee_id', sa.String(length=128), nullable=False),
+    sa.Column('referrer_id', sa.String(length=128), nullable=False),
+    sa.Column('event_id', sa.String(length=128), nullable=False),
+    sa.Column('occurred_at', service.storage.types.UtcDateTime(), nullable=False),
+    sa.Column('rewarded', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('referee_id', name=op.f('pk_referrals'))
+    )
+    with op.batch_alter_table('referrals', schema=None) as batch_op:
+        batch_op.create_index('ix_referrals_referrer', ['referrer_id', 'occurred_at'], unique=False)
+
     op.create_table('rule_firings',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('customer_id', sa.String(length=128), nullable=False),
@@ -105,6 +162,22 @@ def upgrade() -> None:
     sa.Column('first_loaded_at', service.storage.types.UtcDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('version', name=op.f('pk_rules_versions'))
     )
+    op.create_table('tier_history',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('customer_id', sa.String(length=128), nullable=False),
+    sa.Column('from_tier', sa.String(length=64), nullable=True),
+    sa.Column('to_tier', sa.String(length=64), nullable=False),
+    sa.Column('reason', sa.String(length=16), nullable=False),
+    sa.Column('until', service.storage.types.UtcDateTime(), nullable=True),
+    sa.Column('event_id', sa.String(length=128), nullable=True),
+    sa.Column('campaign', sa.String(length=128), nullable=True),
+    sa.Column('rule', sa.String(length=128), nullable=True),
+    sa.Column('occurred_at', service.storage.types.UtcDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_tier_history'))
+    )
+    with op.batch_alter_table('tier_history', schema=None) as batch_op:
+        batch_op.create_index('ix_tier_history_customer', ['customer_id', 'id'], unique=False)
+
     op.create_table('ledger_entries',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('customer_id', sa.String(length=128), nullable=False),
@@ -133,17 +206,31 @@ def downgrade() -> None:
         batch_op.drop_index('ix_ledger_entries_customer_id')
 
     op.drop_table('ledger_entries')
+    with op.batch_alter_table('tier_history', schema=None) as batch_op:
+        batch_op.drop_index('ix_tier_history_customer')
+
+    op.drop_table('tier_history')
     op.drop_table('rules_versions')
     with op.batch_alter_table('rule_firings', schema=None) as batch_op:
         batch_op.drop_index('ix_rule_firings_customer_rule')
 
     op.drop_table('rule_firings')
+    with op.batch_alter_table('referrals', schema=None) as batch_op:
+        batch_op.drop_index('ix_referrals_referrer')
+
+    op.drop_table('referrals')
+    op.drop_table('redemptions')
     with op.batch_alter_table('point_lots', schema=None) as batch_op:
         batch_op.drop_index('ix_point_lots_customer_remaining')
 
     op.drop_table('point_lots')
     op.drop_table('orders')
+    op.drop_table('order_awards')
     op.drop_table('members')
+    with op.batch_alter_table('member_offers', schema=None) as batch_op:
+        batch_op.drop_index('ix_member_offers_customer')
+
+    op.drop_table('member_offers')
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.drop_index('ix_events_occurred')
         batch_op.drop_index('ix_events_customer_occurred')

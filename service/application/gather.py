@@ -1,0 +1,101 @@
+"""Gathering what evaluation needs about a member, from storage, before deciding."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from service.application.ports import LoyaltyStore, MemberRecord
+from service.application.rules_runtime import ActiveRules
+from service.core.customer import CustomerSnapshot
+from service.core.evaluation import BudgetUse, Evaluation, evaluate
+from service.core.events import Event
+from service.core.referrals import ReferralContext
+
+
+@dataclass(frozen=True, slots=True)
+class Gathered:
+    snapshot: CustomerSnapshot
+    referral: ReferralContext | None
+
+
+def gather(store: LoyaltyStore, rules: ActiveRules, event: Event, member: MemberRecord) -> Gathered:
+    programme = rules.ruleset.programme
+    at = event.occurred_at
+    limited = [rule.key for rule in rules.ruleset.rules if rule.limit is not None]
+    firings = store.rule_firings(member.customer_id, limited) if limited else {}
+    tiers = programme.tiers
+    tier_value = store.tier_value(member.customer_id, tiers.metric, at - tiers.window, at)
+    spend, orders = store.orders_between(member.customer_id, at - programme.rfm.window, at)
+    snapshot = CustomerSnapshot(
+        customer_id=member.customer_id,
+        tier=member.tier,
+        points_available=member.points_available,
+        points_pending=member.points_pending,
+        points_debt=member.points_debt,
+        lifetime_spend=member.lifetime_spend,
+        order_count=member.order_count,
+        last_purchase_at=member.last_purchase_at,
+        enrolled_at=member.enrolled_at,
+        birthday=member.birthday,
+        timezone=member.timezone,
+        tags=frozenset(member.tags),
+        is_new=member.events_applied == 0,
+        rule_firings=firings,
+        tier_until=member.tier_until,
+        tier_value=tier_value,
+        recent_orders=orders,
+        recent_spend=spend,
+        referred_by=member.referred_by,
+    )
+    return Gathered(snapshot, _referral(store, event))
+
+
+def _referral(store: LoyaltyStore, event: Event) -> ReferralContext | None:
+    if event.type != "referral" or event.referrer_id is None:
+        return None
+    referrer = store.read_member(event.referrer_id)
+    if referrer is None:
+        return ReferralContext(referrer_known=False)
+    return ReferralContext(
+        referrer_known=True,
+        referrer_rewarded_at=store.referrals_rewarded(event.referrer_id),
+        code_matches=event.code is None or event.code == referrer.referral_code,
+    )
+
+
+def budgeted(rules: ActiveRules) -> list[str]:
+    return sorted(c.id for c in rules.ruleset.campaigns if c.budget is not None)
+
+
+def decide(
+    rules: ActiveRules,
+    gathered: Gathered,
+    event: Event,
+    budgets: dict[str, BudgetUse],
+    *,
+    explain: bool = False,
+) -> Evaluation:
+    return evaluate(
+        rules.ruleset,
+        rules.matcher,
+        gathered.snapshot,
+        event,
+        budgets_used=budgets,
+        referral=gathered.referral,
+        explain=explain,
+    )
+
+
+def spent_campaigns(rules: ActiveRules, evaluation: Evaluation) -> list[str]:
+    """Budgeted campaigns this evaluation would spend from, sorted (the lock order)."""
+    names = set(budgeted(rules))
+    return sorted({c for c in _campaigns(evaluation) if c in names})
+
+
+def _campaigns(evaluation: Evaluation) -> Iterable[str]:
+    for effect in evaluation.effects:
+        campaign = getattr(effect, "campaign", None)
+        if isinstance(campaign, str):
+            yield campaign
