@@ -87,7 +87,9 @@ class ConditionParser:
             return None
         return self._mapping(mapping, {}, "")
 
-    def element(self, mapping: LocatedDict, scope: Mapping[str, str], prefix: str) -> Condition | None:
+    def element(
+        self, mapping: LocatedDict, scope: Mapping[str, str], prefix: str
+    ) -> Condition | None:
         """A condition over one element of a list (an item's fields, for instance)."""
         return self._mapping(mapping, scope, prefix)
 
@@ -127,11 +129,13 @@ class ConditionParser:
         if not days:
             self.problems.add(line, "inactive_for takes whole days, e.g. 60d")
             return None
-        return AllOf((
-            Compare("type", "eq", "schedule"),
-            Compare("kind", "eq", "inactive"),
-            Compare("customer.days_since_last_purchase", "gte", days),
-        ))
+        return AllOf(
+            (
+                Compare("type", "eq", "schedule"),
+                Compare("kind", "eq", "inactive"),
+                Compare("customer.days_since_last_purchase", "gte", days),
+            )
+        )
 
     def _combination(
         self, key: str, value: Any, line: int, scope: Mapping[str, str], prefix: str
