@@ -177,6 +177,13 @@ class EnrolmentSchema(EventSchema):
     profile = fields.Nested(ProfileSchema)
 
 
+class ScheduleSchema(EventSchema):
+    """Events the scheduler makes for time-based campaigns; never accepted over HTTP."""
+
+    type = fields.String(required=True, validate=validate.Equal("schedule"))
+    kind = fields.String(required=True, validate=validate.OneOf(("birthday", "anniversary", "inactive")))
+
+
 SCHEMAS: dict[str, Schema] = {
     "purchase": PurchaseSchema(),
     "refund": RefundSchema(),
@@ -187,12 +194,19 @@ SCHEMAS: dict[str, Schema] = {
 }
 
 
-def parse_event(payload: Any) -> Event:
-    """Validate one event; raise marshmallow's ValidationError with a message per field."""
+INTERNAL_SCHEMAS: dict[str, Schema] = {"schedule": ScheduleSchema()}
+
+
+def parse_event(payload: Any, *, internal: bool = False) -> Event:
+    """Validate one event; raise marshmallow's ValidationError with a message per field.
+
+    ``internal`` also admits the scheduler's own event types (rule-file cases, jobs).
+    """
     if not isinstance(payload, dict):
         raise ValidationError({"_schema": ["an event is a JSON object"]})
     kind = payload.get("type")
-    schema = SCHEMAS.get(kind) if isinstance(kind, str) else None
+    known = {**SCHEMAS, **INTERNAL_SCHEMAS} if internal else SCHEMAS
+    schema = known.get(kind) if isinstance(kind, str) else None
     if schema is None:
         errors = EventSchema(partial=True).validate({"type": kind}) if kind is not None else {}
         raise ValidationError(errors or {"type": [f"must be one of: {', '.join(EVENT_TYPES)}"]})

@@ -24,7 +24,7 @@ from service.rules.yaml_source import LocatedDict, LocatedList
 CAMPAIGN_KEYS = ("campaign", "description", "active", "priority", "budget", "rules", "tests")
 RULE_KEYS = ("name", "when", "then", "limit")
 CASE_KEYS = ("name", "customer", "event", "expect")
-EXPECT_KEYS = ("points", "rules", "tags")
+EXPECT_KEYS = ("points", "referrer_points", "rules", "tags", "offers", "tier", "messages")
 
 
 @dataclass(frozen=True, slots=True)

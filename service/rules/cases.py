@@ -11,7 +11,14 @@ from typing import Any
 from marshmallow import ValidationError
 
 from service.core.customer import CustomerSnapshot
-from service.core.effects import AwardPoints, Evaluation, TagCustomer
+from service.core.effects import (
+    AwardPoints,
+    ChangeTier,
+    Evaluation,
+    IssueOffer,
+    SendMessage,
+    TagCustomer,
+)
 from service.core.evaluation import Matcher, evaluate
 from service.core.programme import RuleSet
 from service.event_schema import HypotheticalCustomerSchema, parse_event
@@ -40,7 +47,7 @@ def run_cases(ruleset: RuleSet, matcher: Matcher, cases: Iterable[RuleCase]) -> 
 
 def run_case(ruleset: RuleSet, matcher: Matcher, case: RuleCase) -> CaseResult:
     try:
-        event = parse_event(_event_payload(case))
+        event = parse_event(_event_payload(case), internal=True)
         customer = snapshot_from(case.customer, event.customer_id, event.occurred_at)
     except (ValidationError, ValueError, TypeError) as error:
         detail = error.messages if isinstance(error, ValidationError) else str(error)
@@ -101,24 +108,31 @@ def snapshot_from(fields: Mapping[str, Any], customer_id: str, at: datetime) -> 
         segment=data.get("segment"),
         is_new=data.get("is_new", True),
         referred_by=data.get("referred_by"),
+        # A described member's orders and spend all count as recent (for RFM and tiers).
+        recent_orders=data.get("order_count", 0),
+        recent_spend=data.get("lifetime_spend", Decimal(0)),
+        tier_value=data.get("lifetime_spend", Decimal(0)),
     )
 
 
 def _compare(case: RuleCase, evaluation: Evaluation) -> str | None:
+    """What the case expected, next to what this campaign's rules did."""
     mine = [e for e in evaluation.effects if getattr(e, "campaign", None) == case.campaign]
+    awards = [e for e in mine if isinstance(e, AwardPoints)]
+    actual: dict[str, Any] = {
+        "points": sum(e.points for e in awards if e.customer_id is None),
+        "referrer_points": sum(e.points for e in awards if e.customer_id is not None),
+        "rules": sorted({e.rule for e in mine if hasattr(e, "rule") and e.rule is not None}),
+        "tags": sorted({t for e in mine if isinstance(e, TagCustomer) for t in e.add}),
+        "offers": sorted(e.offer for e in mine if isinstance(e, IssueOffer)),
+        "messages": sorted(e.template for e in mine if isinstance(e, SendMessage)),
+        "tier": next((e.to_tier for e in evaluation.effects if isinstance(e, ChangeTier)), None),
+    }
     problems = []
-    if "points" in case.expect:
-        points = sum(e.points for e in mine if isinstance(e, AwardPoints))
-        if points != case.expect["points"]:
-            problems.append(f"expected {case.expect['points']} points, got {points}")
-    if "rules" in case.expect:
-        fired = sorted({e.rule for e in mine if isinstance(e, (AwardPoints, TagCustomer))})
-        if fired != sorted(case.expect["rules"]):
-            problems.append(f"expected rules {sorted(case.expect['rules'])}, got {fired}")
-    if "tags" in case.expect:
-        tags = sorted({t for e in mine if isinstance(e, TagCustomer) for t in e.add})
-        if tags != sorted(case.expect["tags"]):
-            problems.append(f"expected tags {sorted(case.expect['tags'])}, got {tags}")
+    for key, expected in case.expect.items():
+        wanted = sorted(expected) if isinstance(expected, list) else expected
+        if actual[key] != wanted:
+            problems.append(f"expected {key} {wanted!r}, got {actual[key]!r}")
     if not problems:
         return None
     why = [
