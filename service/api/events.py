@@ -71,6 +71,7 @@ def post_dry_run() -> tuple[Response, int]:
     body = DryRunRequest().load(json_body())
     event = parse_event(body["event"])
     svc = services()
-    rules = svc.rules.compile(body["rules"]) if "rules" in body else svc.rules.active
-    answer = dry_run(svc.read_uow, rules, event, svc.clock, body.get("customer"))
-    return jsonify(answer), 200
+    if "rules" not in body:
+        return jsonify(dry_run(svc.read_uow, svc.rules.active, event, svc.clock, body.get("customer"))), 200
+    with svc.rules.temporary(body["rules"]) as rules:
+        return jsonify(dry_run(svc.read_uow, rules, event, svc.clock, body.get("customer"))), 200

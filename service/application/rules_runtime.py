@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -54,5 +56,24 @@ class RulesRuntime:
             if self._active is not None and self._active.version == version_of(files):
                 return self._active
             candidate = self.compile(files)
-            self._active = candidate
-            return candidate
+            replaced, self._active = self._active, candidate
+        if replaced is not None:
+            # Frees the engine's memory for the old version; a request still holding it
+            # is answered by the reference engine.
+            close_matcher(replaced.matcher)
+        return candidate
+
+    @contextmanager
+    def temporary(self, files: Mapping[str, str]) -> Iterator[ActiveRules]:
+        """Rules for one dry run, closed afterwards so no engine memory stays behind."""
+        rules = self.compile(files)
+        try:
+            yield rules
+        finally:
+            close_matcher(rules.matcher)
+
+
+def close_matcher(matcher: Matcher) -> None:
+    close = getattr(matcher, "close", None)
+    if callable(close):
+        close()
