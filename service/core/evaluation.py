@@ -36,6 +36,7 @@ from service.core.effects import (
 )
 from service.core.events import Event
 from service.core.facts import build_facts
+from service.core.plan import plan_for
 from service.core.programme import (
     Campaign,
     Limit,
@@ -101,15 +102,20 @@ def evaluate(
     if customer.tier is None and programme.tiers.levels:
         # A member with no tier yet stands on the lowest level, and rules see it so.
         customer = replace(customer, tier=programme.tiers.levels[0].name)
-    scores = rfm_scores(programme.rfm, customer, event.occurred_at)
-    if customer.segment is None:
-        customer = replace(customer, segment=segment_for(programme.rfm, scores))
+    plan = plan_for(ruleset)
+    scores = None
+    if plan.needs_rfm:
+        rfm = rfm_scores(programme.rfm, customer, event.occurred_at)
+        scores = (rfm.recency, rfm.frequency, rfm.monetary)
+        if customer.segment is None:
+            customer = replace(customer, segment=segment_for(programme.rfm, rfm))
     facts = build_facts(
         event,
         customer,
         programme.timezone,
         ruleset.dynamic_fields,
-        (scores.recency, scores.frequency, scores.monetary),
+        scores,
+        local=plan.needs_local,
     )
     matched = matcher.match(facts)
     refusal = referral_refusal(event, customer, referral, programme.referrals)
@@ -117,25 +123,20 @@ def evaluate(
     effects: list[Effect] = []
     trace: list[TraceEntry] = []
 
-    for campaign in ordered(ruleset.campaigns):
-        for rule in campaign.rules:
-            if rule.event_type is not None and rule.event_type != event.type:
-                continue
-            if rule.key not in matched:
-                if explain:
-                    reason = explain_failure(rule.condition, facts) or "engine found no match"
-                    trace.append(TraceEntry(campaign.id, rule.name, NOT_MATCHED, reason))
-                continue
-            stop = _refusal(campaign, rule, customer, event, spending) or (
-                (REFUSED, refusal) if refusal else None
-            )
-            if stop is not None:
-                trace.append(TraceEntry(campaign.id, rule.name, *stop))
-                continue
-            notes = _rule_effects(
-                ruleset, campaign, rule, customer, event, facts, spending, effects
-            )
-            trace.append(TraceEntry(campaign.id, rule.name, MATCHED, "; ".join(notes)))
+    for campaign, rule in plan.rules_for(event.type):
+        if rule.key not in matched:
+            if explain:
+                reason = explain_failure(rule.condition, facts) or "engine found no match"
+                trace.append(TraceEntry(campaign.id, rule.name, NOT_MATCHED, reason))
+            continue
+        stop = _refusal(campaign, rule, customer, event, spending) or (
+            (REFUSED, refusal) if refusal else None
+        )
+        if stop is not None:
+            trace.append(TraceEntry(campaign.id, rule.name, *stop))
+            continue
+        notes = _rule_effects(ruleset, campaign, rule, customer, event, facts, spending, effects)
+        trace.append(TraceEntry(campaign.id, rule.name, MATCHED, "; ".join(notes)))
 
     change = qualified_change(
         programme.tiers, _tier_now(customer, effects), customer, event, effects

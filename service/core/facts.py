@@ -93,8 +93,13 @@ def build_facts(
     default_timezone: str,
     dynamic: Mapping[str, str] | None = None,
     rfm: tuple[int, int, int] | None = None,
+    *,
+    local: bool = True,
 ) -> dict[str, object]:
-    """Flatten an event and a member snapshot into typed facts; absent values are left out."""
+    """Flatten an event and a member snapshot into typed facts; absent values are left out.
+
+    ``local=False`` skips the member's local clock when no rule reads it.
+    """
     facts: dict[str, object] = {"type": event.type}
     for name in ("channel", "store_id", "order_id", "referrer_id", "code", "kind"):
         value = getattr(event, name)
@@ -135,7 +140,14 @@ def build_facts(
             customer.enrolled_at, event.occurred_at
         )
 
-    local = local_time(event.occurred_at, customer.timezone or default_timezone)
+    if not local:
+        return facts
+    moment = local_time(event.occurred_at, customer.timezone or default_timezone)
+    _local_facts(facts, moment, customer)
+    return facts
+
+
+def _local_facts(facts: dict[str, object], local: datetime, customer: CustomerSnapshot) -> None:
     facts["local.weekday"] = WEEKDAYS[local.weekday()]
     facts["local.hour"] = Decimal(local.hour)
     facts["local.minute"] = Decimal(local.minute)
@@ -146,7 +158,6 @@ def build_facts(
         facts["customer.birthday"] = customer.birthday.isoformat()
         facts["local.is_birthday_month"] = customer.birthday.month == local.month
         facts["local.is_birthday"] = _is_birthday(customer.birthday, local.date())
-    return facts
 
 
 def item_facts(item: LineItem) -> Mapping[str, object]:
