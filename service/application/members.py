@@ -33,7 +33,8 @@ def update_member(member: MemberRecord, event: Event, effects: tuple[Effect, ...
             if value is not None:
                 setattr(member, name, value)
         if profile.tags is not None:
-            member.tags = sorted(set(profile.tags))
+            # Added to what rules have tagged the member with, never replacing it.
+            member.tags = sorted(set(member.tags) | set(profile.tags))
     tags = set(member.tags)
     for effect in effects:
         if isinstance(effect, TagCustomer):

@@ -124,7 +124,9 @@ def _parse_yaml(text: str, problems: Problems) -> object:
     try:
         return load_yaml(text)
     except YamlSyntaxError as error:
-        problems.add(error.line, f"invalid YAML: {error}")
+        # An unclosed bracket is reported at the end of input, past the last line.
+        line = min(error.line, text.count("\n") + 1) if error.line else None
+        problems.add(line, f"invalid YAML: {error}")
         return None
 
 
