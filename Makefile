@@ -44,6 +44,12 @@ check-rules: install ## Validate rules/ and run the cases inside the files
 test: install ## Run the whole test suite (SQLite and PostgreSQL)
 	$(BIN)/pytest -n 2 --dist loadgroup
 
+fuzz: install ## schemathesis against live servers with many randomised cases (FUZZ_EXAMPLES=300)
+	LOYALTY_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),300) $(BIN)/pytest tests/e2e/test_openapi.py -n 2 -p no:cacheprovider
+
+kube-rules: install ## Regenerate deploy/k8s/rules.yaml (the rules ConfigMaps) from rules/
+	$(BIN)/python deploy/k8s/rules_configmap.py rules > deploy/k8s/rules.yaml
+
 lint: install ## ruff check, ruff format --check, mypy
 	$(BIN)/ruff check service tests bench
 	$(BIN)/ruff format --check service tests bench
@@ -60,4 +66,4 @@ bench: install var ## Measure speed (not part of make test); writes var/bench/
 clean: ## Remove the virtual environment and local data
 	rm -rf $(VENV) var
 
-.PHONY: help install migrate migration run scheduler check-rules test lint fmt bench clean
+.PHONY: fuzz kube-rules help install migrate migration run scheduler check-rules test lint fmt bench clean

@@ -4,8 +4,11 @@ Nothing is built before the fork: the app factory runs in each worker, so every 
 has its own database pool and its own rule-engine host.
 """
 
+import glob
 import multiprocessing
 import os
+import re
+import shutil
 
 bind = os.environ.get("LOYALTY_BIND", "127.0.0.1:8000")
 _database = os.environ.get("LOYALTY_DATABASE_URL", "sqlite:///var/loyalty.db")
@@ -27,3 +30,40 @@ max_requests_jitter = 1000
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("LOYALTY_LOG_LEVEL", "info")
+# JSON lines on stdout, gunicorn's own included; the app logs each request with its id.
+logger_class = "service.observability.logging.GunicornLogger"
+
+# gunicorn's control socket defaults to one path per user ($HOME/.gunicorn/gunicorn.ctl),
+# which two servers on one host would fight over; we do not use gunicornc.
+control_socket_disable = True
+
+METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_made_metrics_dir = []  # the directory on_starting made, removed again on exit
+
+
+def on_starting(server):
+    """Before any worker exists: a Prometheus multiprocess directory for this server (one
+    per bind address under var/metrics/, unless PROMETHEUS_MULTIPROC_DIR names one),
+    emptied of an earlier run's samples. Set before any worker imports prometheus_client,
+    which reads it once, at import."""
+    directory = os.environ.get(METRICS_ENV)
+    if not directory:
+        name = "_".join(re.sub(r"[^A-Za-z0-9.-]+", "-", address) for address in server.cfg.bind)
+        directory = os.path.abspath(os.path.join("var", "metrics", name))
+        _made_metrics_dir.append(directory)
+    os.environ[METRICS_ENV] = directory
+    os.makedirs(directory, exist_ok=True)
+    for stale in glob.glob(os.path.join(directory, "*.db")):
+        os.remove(stale)
+
+
+def child_exit(server, worker):
+    """A worker died or was recycled: drop its live gauges (its counts still add up)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    for directory in _made_metrics_dir:
+        shutil.rmtree(directory, ignore_errors=True)

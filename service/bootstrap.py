@@ -14,9 +14,12 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine
 
 from service.application.apply_event import Clock
+from service.application.ports import UnitOfWork
 from service.application.rules_runtime import RulesRuntime
 from service.core.evaluation import Matcher
 from service.core.programme import RuleSet
+from service.observability import metrics
+from service.observability.instrument import MeasuredUnitOfWork, TimedMatcher
 from service.rules.loader import read_rules_dir
 from service.rules.matchers import build_matcher
 from service.settings import Settings
@@ -38,8 +41,9 @@ class Services:
     clock: Clock
     on_engine_fallback: Callable[[str], None]
 
-    def uow(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.db)
+    def uow(self) -> UnitOfWork:
+        # Measured: the time from writing the changes to the commit is a metric.
+        return MeasuredUnitOfWork(SqlUnitOfWork(self.db))
 
     def read_uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.db, readonly=True)
@@ -51,10 +55,12 @@ class Services:
         with self.uow() as uow:
             uow.store.record_rules_version(active.version, dict(files), self.clock())
             uow.commit()
+        metrics.rules_loaded(active.version)
         return active.version
 
 
 def _log_fallback(reason: str) -> None:
+    metrics.record_engine_fallback()
     log.warning("rule engine failed on an event; the reference engine answered: %s", reason)
 
 
@@ -66,7 +72,9 @@ def build_services(
     load_rules: bool = True,
 ) -> Services:
     def matcher_for(ruleset: RuleSet) -> Matcher:
-        return build_matcher(ruleset.rules, ruleset.version, settings.engine, on_engine_fallback)
+        return TimedMatcher(
+            build_matcher(ruleset.rules, ruleset.version, settings.engine, on_engine_fallback)
+        )
 
     services = Services(
         settings=settings,

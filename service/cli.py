@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from service.commands import db, rules, serve
+from service.commands import db, jobs, rules, serve
 
-AREAS = (serve, db, rules)
+AREAS = (serve, db, rules, jobs)
 
 
 def build_parser() -> argparse.ArgumentParser:

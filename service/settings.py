@@ -14,6 +14,8 @@ from pathlib import Path
 DEV_API_KEY = "dev-key-not-for-production"
 SCOPES = ("events:write", "customers:read", "customers:write", "admin")
 ENGINES = ("durable", "reference")
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+RATE_PERIODS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 class SettingsError(ValueError):
@@ -32,6 +34,69 @@ class ApiKey:
         return "*" in self.scopes or scope in self.scopes
 
 
+class Secret(str):
+    """A secret setting: itself everywhere, ``****`` in a repr."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'****'" if self else "''"
+
+
+CHANNELS = ("log", "webhook", "email")
+NO_SECRET = Secret("")
+
+
+@dataclass(frozen=True, slots=True)
+class MessagingSettings:
+    """Where member messages go: LOYALTY_WEBHOOK_*, LOYALTY_SMTP_*, LOYALTY_OUTBOX_*."""
+
+    channel: str = "log"  # for system messages (tier changes, expiry warnings, offers)
+    webhook_url: str | None = None
+    webhook_secret: Secret = NO_SECRET
+    webhook_timeout: float = 10.0
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "loyalty@localhost"
+    smtp_user: str | None = None
+    smtp_password: Secret = NO_SECRET
+    smtp_starttls: bool = False
+    smtp_timeout: float = 10.0
+    max_attempts: int = 5
+    backoff_seconds: float = 60.0  # doubles after each failed attempt
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> MessagingSettings:
+        d = cls()
+        return cls(
+            channel=env.get("LOYALTY_MESSAGE_CHANNEL", d.channel),
+            webhook_url=env.get("LOYALTY_WEBHOOK_URL") or None,
+            webhook_secret=Secret(env.get("LOYALTY_WEBHOOK_SECRET", "")),
+            webhook_timeout=float(env.get("LOYALTY_WEBHOOK_TIMEOUT", d.webhook_timeout)),
+            smtp_host=env.get("LOYALTY_SMTP_HOST") or None,
+            smtp_port=int(env.get("LOYALTY_SMTP_PORT", d.smtp_port)),
+            smtp_from=env.get("LOYALTY_SMTP_FROM", d.smtp_from),
+            smtp_user=env.get("LOYALTY_SMTP_USER") or None,
+            smtp_password=Secret(env.get("LOYALTY_SMTP_PASSWORD", "")),
+            smtp_starttls=env.get("LOYALTY_SMTP_STARTTLS", "false").lower() in ("1", "true", "yes"),
+            smtp_timeout=float(env.get("LOYALTY_SMTP_TIMEOUT", d.smtp_timeout)),
+            max_attempts=int(env.get("LOYALTY_OUTBOX_MAX_ATTEMPTS", d.max_attempts)),
+            backoff_seconds=float(env.get("LOYALTY_OUTBOX_BACKOFF_SECONDS", d.backoff_seconds)),
+        )
+
+    def check(self, production: bool) -> None:
+        if self.channel not in CHANNELS:
+            raise SettingsError(f"LOYALTY_MESSAGE_CHANNEL must be one of {', '.join(CHANNELS)}")
+        if self.channel == "webhook" and not self.webhook_url:
+            raise SettingsError("LOYALTY_MESSAGE_CHANNEL=webhook needs LOYALTY_WEBHOOK_URL")
+        if self.channel == "email" and not self.smtp_host:
+            raise SettingsError("LOYALTY_MESSAGE_CHANNEL=email needs LOYALTY_SMTP_HOST")
+        if self.webhook_url and production and not self.webhook_secret:
+            raise SettingsError("LOYALTY_ENV=production signs webhooks: set LOYALTY_WEBHOOK_SECRET")
+        if self.max_attempts < 1:
+            raise SettingsError("LOYALTY_OUTBOX_MAX_ATTEMPTS must be at least 1")
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str = "sqlite:///var/loyalty.db"
@@ -41,6 +106,12 @@ class Settings:
     engine: str = "durable"
     max_body_bytes: int = 1_048_576
     batch_limit: int = 1000
+    messaging: MessagingSettings = MessagingSettings()
+    # Requests per API key per gunicorn worker: "N/s", "N/m", "N/h", or "off".
+    rate_limit: str = "1000/s"
+    # Browser origins allowed to call the API (CORS); none by default.
+    cors_origins: tuple[str, ...] = ()
+    access_log: bool = True
 
     @property
     def is_production(self) -> bool:
@@ -59,6 +130,10 @@ class Settings:
             env=env.get("LOYALTY_ENV", defaults.env),
             engine=env.get("LOYALTY_ENGINE", defaults.engine),
             max_body_bytes=int(env.get("LOYALTY_MAX_BODY_BYTES", defaults.max_body_bytes)),
+            messaging=MessagingSettings.from_env(env),
+            rate_limit=env.get("LOYALTY_RATE_LIMIT", defaults.rate_limit),
+            cors_origins=tuple(env.get("LOYALTY_CORS_ORIGINS", "").replace(",", " ").split()),
+            access_log=env.get("LOYALTY_ACCESS_LOG", "true").lower() not in FALSE_WORDS,
         )
         settings.check()
         return settings
@@ -68,6 +143,8 @@ class Settings:
             raise SettingsError(
                 f"LOYALTY_ENGINE must be one of {', '.join(ENGINES)}, not {self.engine!r}"
             )
+        parse_rate_limit(self.rate_limit)
+        self.messaging.check(self.is_production)
         if self.is_production and any(key.secret == DEV_API_KEY for key in self.api_keys):
             raise SettingsError(
                 "LOYALTY_ENV=production refuses the development API key; set LOYALTY_API_KEYS"
@@ -95,3 +172,15 @@ def parse_api_keys(text: str) -> tuple[ApiKey, ...]:
             )
         keys.append(ApiKey(secret, parsed))
     return tuple(keys)
+
+
+def parse_rate_limit(text: str) -> tuple[int, float] | None:
+    """``"1000/s"`` -> (1000, 1.0): that many requests per period; ``"off"`` -> None."""
+    if text.strip().lower() in FALSE_WORDS:
+        return None
+    count, sep, period = text.strip().partition("/")
+    if not sep or not count.isdigit() or int(count) < 1 or period not in RATE_PERIODS:
+        raise SettingsError(
+            f"LOYALTY_RATE_LIMIT looks like 1000/s, 100/m or 5000/h (or off), not {text!r}"
+        )
+    return int(count), RATE_PERIODS[period]

@@ -4,21 +4,33 @@ from __future__ import annotations
 
 from flask import Flask
 
-from service.api import customers, events, offers, operations
+from service.api import (
+    customers,
+    events,
+    hardening,
+    messages,
+    offers,
+    openapi,
+    operations,
+    rules_admin,
+)
 from service.api.json_provider import DecimalJSONProvider
 from service.api.problems import register_problem_handlers
 from service.bootstrap import Services, build_services
+from service.observability import web as observability
 from service.settings import Settings
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
     settings = settings or (services.settings if services else Settings.from_env())
-    app = Flask("loyalty")
+    app = Flask("loyalty", static_folder=None)  # serves no files
     app.json_provider_class = DecimalJSONProvider
     app.json = DecimalJSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["loyalty"] = services or build_services(settings)
     register_problem_handlers(app)
-    for module in (events, customers, offers, operations):
+    observability.init_app(app, log_requests=settings.access_log)  # first: the request id
+    hardening.init_app(app, settings)
+    for module in (events, customers, offers, operations, openapi, messages, rules_admin):
         app.register_blueprint(module.blueprint)
     return app

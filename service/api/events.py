@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 from marshmallow import ValidationError
 
+from service.api import rules_admin
 from service.api.auth import require
 from service.api.request_body import json_body
 from service.api.schemas import BatchRequest, DryRunFlag, DryRunRequest
@@ -68,7 +69,10 @@ def _one(svc: Services, rules: Any, raw: Any) -> dict[str, Any]:
 @blueprint.post("/v1/dry-run")
 @require("events:write")
 def post_dry_run() -> tuple[Response, int]:
-    body = DryRunRequest().load(json_body())
+    raw = json_body()
+    if rules_admin.is_stored_dry_run(raw):  # {"event_id"} or {"version"}: a stored one
+        return jsonify(rules_admin.stored_dry_run(raw)), 200
+    body = DryRunRequest().load(raw)
     event = parse_event(body["event"])
     svc = services()
     if "rules" not in body:

@@ -14,6 +14,7 @@ from typing import Any
 
 from service.application.gather import Gathered, budgeted, decide, gather, spent_campaigns
 from service.application.members import segment_after, update_member
+from service.application.messages import event_messages, mark_duplicates
 from service.application.ports import (
     BudgetChange,
     Changes,
@@ -66,12 +67,10 @@ def apply_event(
     digest = body_hash(event)
     try:
         with uow_factory() as uow:
+            member = uow.store.lock_member(event.customer_id, clock())
+            # Looked up under the member's lock: a twin of this event for the same member
+            # that committed while we waited is seen here.
             earlier = uow.store.find_event(event.event_id)
-            if earlier is None:
-                member = uow.store.lock_member(event.customer_id, clock())
-                # Checked again under the member's lock: a twin of this event for the same
-                # member may have committed while we waited.
-                earlier = uow.store.find_event(event.event_id)
             if earlier is not None:
                 return _repeat(earlier, digest)
             outcome = record_event(uow.store, rules, event, member, digest, clock)
@@ -125,10 +124,15 @@ def record_event(
         _refund(store, changes, event, effects)
     _awards(changes, event, evaluation, rules)
     if event.type == "purchase" and event.order_id is not None and event.amount is not None:
-        _record_order(store, changes, event, evaluation)
+        _record_order(changes, event, evaluation)
     _budgets(changes, event, evaluation, rules)
     _tiers_and_offers(changes, evaluation)
     _referral(changes, event, gathered, rules)
+    changes.messages = mark_duplicates(
+        store,
+        event.customer_id,
+        event_messages(event, effects, changes.offers, rules.ruleset.programme, clock()),
+    )
     changes.firings = sorted(
         {
             f"{e.campaign}/{e.rule}"
@@ -204,28 +208,23 @@ def _awards(changes: Changes, event: Event, evaluation: Evaluation, rules: Activ
         post_awards(changes.postings[customer_id], event, awards, policy)
 
 
-def _record_order(
-    store: LoyaltyStore, changes: Changes, event: Event, evaluation: Evaluation
-) -> None:
+def _record_order(changes: Changes, event: Event, evaluation: Evaluation) -> None:
     assert event.order_id is not None
     assert event.amount is not None
     points = sum(
         e.points for e in evaluation.effects if isinstance(e, AwardPoints) and e.customer_id is None
     )
-    order = store.find_order(event.customer_id, event.order_id)
-    if order is None:
-        changes.new_order = True
-        order = OrderRecord(
-            event.customer_id,
-            event.order_id,
-            event.amount,
-            event.occurred_at,
-            event_id=event.event_id,
-        )
-    else:
-        order.amount += event.amount  # a later part of the same order (split shipment)
-    order.points_earned += points
-    changes.order = order
+    # What this purchase adds to its order; storage adds it to a later part of the same
+    # order (a split shipment) in the same statement that records a new one.
+    changes.new_order = True
+    changes.order = OrderRecord(
+        event.customer_id,
+        event.order_id,
+        event.amount,
+        event.occurred_at,
+        points_earned=points,
+        event_id=event.event_id,
+    )
     per_campaign: dict[str, int] = defaultdict(int)
     for effect in evaluation.effects:
         if isinstance(effect, AwardPoints) and effect.customer_id is None:

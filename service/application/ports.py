@@ -148,12 +148,13 @@ class Changes:
     firings: list[str] = field(default_factory=list)
     unfire_event: str | None = None  # a fully refunded purchase gives its limit counts back
     order: OrderRecord | None = None
-    new_order: bool = False
+    new_order: bool = False  # `order` holds a purchase's additions, not the whole order
     order_awards: list[OrderAward] = field(default_factory=list)
     tier_moves: list[TierMove] = field(default_factory=list)
     offers: list[IssuedOffer] = field(default_factory=list)
     budgets: list[BudgetChange] = field(default_factory=list)
     referral: tuple[str, bool] | None = None  # (referrer_id, rewarded)
+    messages: list[NewMessage] = field(default_factory=list)  # for the event's member
 
     @property
     def member(self) -> MemberRecord:
@@ -201,6 +202,90 @@ class Redemption:
     status: str
     takes: list[list[int]]
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RulesActivation:
+    """A period in which one rules version was the one the service served."""
+
+    id: int
+    version: str
+    active_from: datetime
+    active_until: datetime | None
+    source: str  # startup | reload
+
+
+@dataclass(frozen=True, slots=True)
+class EventTrace:
+    """What evaluation read and decided for one applied event (for explaining it later)."""
+
+    event_id: str
+    customer_id: str
+    rules_version: str
+    engine: str
+    trace: list[dict[str, str]]
+    snapshot: dict[str, Any]
+    budgets: dict[str, list[str]]
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MemberHistory:
+    """A member as the tables knew them just before one event was applied."""
+
+    points_available: int
+    tier: str | None
+    events_before: int
+    first_event_at: datetime | None
+    orders: list[tuple[datetime, Decimal, Decimal]]  # (occurred_at, amount, refunded)
+    earned: list[tuple[datetime, int]]  # points earned, for a points tier metric
+    firings: dict[str, tuple[datetime, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to queue in the outbox, in the same transaction as what caused it."""
+
+    template: str
+    channel: str
+    category: str
+    data: dict[str, Any]
+    source: str = "rule"  # rule | system
+    urgent: bool = False
+    dedupe_key: str | None = None
+    stale_at: datetime | None = None
+    campaign: str | None = None
+    rule: str | None = None
+    status: str = "queued"  # or suppressed, for a duplicate
+    reason: str | None = None
+    created_at: datetime | None = None  # None: when storage writes it
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A message in the outbox and what became of it."""
+
+    id: int
+    customer_id: str
+    event_id: str | None
+    source: str
+    template: str
+    channel: str
+    category: str
+    urgent: bool
+    data: dict[str, Any]
+    campaign: str | None
+    rule: str | None
+    dedupe_key: str | None
+    status: str  # queued | deferred | sent | suppressed | dead
+    reason: str | None
+    attempts: int
+    created_at: datetime
+    stale_at: datetime | None
+    next_attempt_at: datetime | None
+    claimed_until: datetime | None
+    last_attempt_at: datetime | None
+    sent_at: datetime | None
 
 
 class LoyaltyStore(Protocol):
@@ -263,6 +348,30 @@ class LoyaltyStore(Protocol):
     ) -> None: ...
 
     def record_rules_version(self, version: str, files: dict[str, str], at: datetime) -> None: ...
+
+    # -- messaging (service.application.outbox)
+
+    def dedupe_keys_used(self, customer_id: str, keys: Iterable[str]) -> set[str]: ...
+
+    # -- rules versions, activations and explanations (service.application.explain)
+
+    def rules_version_files(self, version: str) -> dict[str, str] | None: ...
+
+    def active_rules_version(self) -> RulesActivation | None: ...
+
+    def activate_rules_version(
+        self, version: str, files: dict[str, str], at: datetime, source: str
+    ) -> bool: ...
+
+    def rules_activations(self, limit: int) -> list[RulesActivation]: ...
+
+    def ledger_entry(self, customer_id: str, entry_id: int) -> LedgerRow | None: ...
+
+    def save_event_trace(self, trace: EventTrace) -> None: ...
+
+    def event_trace(self, event_id: str) -> EventTrace | None: ...
+
+    def history_before(self, event: StoredEvent) -> MemberHistory: ...
 
 
 class UnitOfWork(Protocol):

@@ -21,6 +21,7 @@ from service.application.ports import (
 )
 from service.core.effects import AwardPoints, ClawBackPoints
 from service.core.events import Event
+from service.core.expiry import lot_expiry
 from service.core.ledger import Lot, clawback_points, pay_debt, settle_clawback
 from service.core.programme import PointsPolicy
 
@@ -42,7 +43,7 @@ def post_awards(
     available_at = (
         event.occurred_at + timedelta(days=policy.pending_days) if pending else event.occurred_at
     )
-    expires_at = event.occurred_at + policy.expire_after if policy.expire_after else None
+    expires_at = lot_expiry(policy, event.occurred_at)
     order_id = event.order_id if posting.member.customer_id == event.customer_id else None
     for award in awards:
         paid, credited = pay_debt(member.points_debt, award.points)
@@ -141,5 +142,6 @@ def return_budgets(order: OrderRecord, awards: Sequence[OrderAward]) -> list[Bud
             else Decimal(0)
         )
         award.points_returned += give_back
+        revenue = revenue.quantize(Decimal("0.0001"))  # money is kept to four places
         changes.append(BudgetChange(award.campaign, points=-give_back, revenue=-revenue))
     return changes

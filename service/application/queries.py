@@ -41,7 +41,7 @@ def customer_view(
                 {"points": points, "on": at.date().isoformat()} for points, at in expiring
             ],
         },
-        "lifetime_spend": format(member.lifetime_spend, "f"),
+        "lifetime_spend": format(member.lifetime_spend.normalize(), "f"),
         "order_count": member.order_count,
         "tags": member.tags,
         "segment": member.segment,

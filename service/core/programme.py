@@ -148,6 +148,10 @@ class PointsPolicy:
     warn_before: tuple[timedelta, ...] = ()
     pending_for: tuple[str, ...] = ()
     pending_days: int = 0
+    # Fixed yearly expiry, (month, day): a lot expires when that day ends in expiry_timezone
+    # (the programme's), the first such day after its earn date (plus expire_after, if set).
+    fixed_expiry: tuple[int, int] | None = None
+    expiry_timezone: str = "UTC"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""`loyalty rules check`: schema, compile, the engine's load, and the embedded tests.
+"""`loyalty rules check`: schema, compile, lint, the engine's load, and the embedded tests.
 
 Prints ``file:line: reason`` for each problem, so marketers (and editors) can jump to it.
 """
@@ -8,15 +8,24 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from service.core.errors import RuleFileError
 from service.rules.cases import run_cases
+from service.rules.lint import ERROR, lint
 from service.rules.loader import load_rules_dir
 from service.rules.reference import ReferenceMatcher
 
 
-def check_rules(path: str | Path, *, engine_timeout: float = 60.0) -> int:
+def check_rules(
+    path: str | Path,
+    *,
+    engine_timeout: float = 60.0,
+    strict: bool = False,
+    now: datetime | None = None,
+) -> int:
+    """Exit code 0 when the rules are fit to serve; lint warnings fail only when strict."""
     try:
         loaded = load_rules_dir(path)
     except RuleFileError as error:
@@ -27,6 +36,11 @@ def check_rules(path: str | Path, *, engine_timeout: float = 60.0) -> int:
         print(f"{len(error.problems)} problem(s) in {path}", file=sys.stderr)
         return 1
     ruleset = loaded.ruleset
+    findings = lint(ruleset, loaded.cases, now=now or datetime.now(UTC))
+    for finding in findings:
+        print(finding.format(path))
+    errors = sum(1 for f in findings if f.severity == ERROR)
+    warnings = len(findings) - errors
     results = run_cases(ruleset, ReferenceMatcher(ruleset.rules), loaded.cases)
     failures = [r for r in results if not r.passed]
     for result in failures:
@@ -40,9 +54,10 @@ def check_rules(path: str | Path, *, engine_timeout: float = 60.0) -> int:
     campaigns, rules = len(ruleset.campaigns), len(ruleset.rules)
     summary = (
         f"{path}: version {ruleset.version}, {campaigns} campaign(s), {rules} rule(s), "
-        f"{len(results) - len(failures)}/{len(results)} case(s) passed"
+        f"{len(results) - len(failures)}/{len(results)} case(s) passed, "
+        f"{errors} lint error(s), {warnings} warning(s)"
     )
-    if failures or engine_problems:
+    if failures or engine_problems or errors or (strict and warnings):
         print(summary + " - FAILED", file=sys.stderr)
         return 1
     print(summary)

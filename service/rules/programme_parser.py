@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from service.core.events import EVENT_TYPES
 from service.core.programme import PointsPolicy, Programme, TierLevel, TierPolicy
@@ -17,6 +18,7 @@ from service.rules.programme_sections import (
     parse_rewards,
     parse_segments,
 )
+from service.rules.schedules_parser import parse_schedules
 from service.rules.values import (
     read_decimal,
     read_duration,
@@ -24,7 +26,7 @@ from service.rules.values import (
     read_text,
     read_timezone,
 )
-from service.rules.yaml_source import LocatedDict
+from service.rules.yaml_source import LocatedDict, LocatedList
 
 PROGRAMME_KEYS = (
     "programme",
@@ -58,7 +60,7 @@ def parse_programme(document: Any, problems: Problems) -> Programme | None:
     timezone = read_timezone(problems, root["timezone"], root.line_of("timezone"), "timezone")
     points = _points(root, problems)
     tiers = _tiers(root, problems)
-    extras = {key: root[key] for key in ("schedules",) if key in root}
+    extras: dict[str, object] = {"schedules": parse_schedules(root, problems, timezone)}
     messaging = parse_messaging(root, problems)
     offers = parse_offers(root, problems)
     rewards = parse_rewards(root, problems)
@@ -90,11 +92,16 @@ def _points(root: LocatedDict, problems: Problems) -> PointsPolicy:
     problems.unknown_keys(section, ("expiry", "pending"), "points")
     expire_after = PointsPolicy().expire_after
     warn_before: tuple[timedelta, ...] = ()
+    fixed_expiry: tuple[int, int] | None = None
     expiry = section.get("expiry")
     if expiry is not None:
         expiry_map = problems.mapping(expiry, section.line_of("expiry"), "points.expiry")
         if expiry_map is not None:
-            problems.unknown_keys(expiry_map, ("after", "warn_before"), "points.expiry")
+            problems.unknown_keys(expiry_map, ("after", "warn_before", "fixed"), "points.expiry")
+            if "fixed" in expiry_map:
+                line = expiry_map.line_of("fixed")
+                fixed_expiry = _month_day(expiry_map["fixed"], line, problems)
+                expire_after = None  # unless `after` says too: then the first fixed day after it
             if "after" in expiry_map:
                 expire_after = read_duration(
                     problems,
@@ -102,7 +109,7 @@ def _points(root: LocatedDict, problems: Problems) -> PointsPolicy:
                     expiry_map.line_of("after"),
                     "points.expiry.after",
                 )
-            warnings = expiry_map.get("warn_before", [])
+            warnings = expiry_map.get("warn_before", LocatedList())
             seq = problems.sequence(warnings, expiry_map.line_of("warn_before"), "warn_before")
             read = [
                 read_duration(problems, w, expiry_map.line_of("warn_before"), "warn_before")
@@ -134,7 +141,27 @@ def _points(root: LocatedDict, problems: Problems) -> PointsPolicy:
         warn_before=warn_before,
         pending_for=pending_for,
         pending_days=pending_days,
+        fixed_expiry=fixed_expiry,
+        expiry_timezone=_zone_or_utc(root.get("timezone")),
     )
+
+
+def _month_day(value: Any, line: int, problems: Problems) -> tuple[int, int] | None:
+    """``fixed: "12-31"``: the yearly day (month-day) on whose end points expire."""
+    try:
+        month, day = (int(part) for part in str(value).split("-"))
+        date(2000, month, day)  # a leap year, so 02-29 is a day
+    except ValueError:
+        problems.add(line, 'points.expiry.fixed takes a day of the year in quotes, e.g. "12-31"')
+        return None
+    return month, day
+
+
+def _zone_or_utc(value: Any) -> str:
+    try:
+        return str(ZoneInfo(value)) if isinstance(value, str) else "UTC"
+    except (ValueError, KeyError, OSError):
+        return "UTC"  # the timezone check reports it
 
 
 def _tiers(root: LocatedDict, problems: Problems) -> TierPolicy:

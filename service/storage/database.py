@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.pool import NullPool
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -37,9 +36,10 @@ def _sqlite_engine(url: str) -> Engine:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
-        # Each checkout opens its own connection: SQLite connections are cheap, and this
-        # keeps one per thread with no sharing across gunicorn threads.
-        poolclass=NullPool,
+        # Connections are kept: closing the last one on a WAL database checkpoints it,
+        # which cost milliseconds per request when every request opened its own.
+        pool_size=5,
+        max_overflow=45,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
     )
 

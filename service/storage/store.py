@@ -11,27 +11,34 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, Select, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from service.application.ports import (
     Changes,
     DuplicateEvent,
+    EventTrace,
     LedgerRow,
+    MemberHistory,
     MemberRecord,
     OrderAward,
     OrderRecord,
     Posting,
+    RulesActivation,
     StoredEvent,
 )
 from service.core.evaluation import BudgetUse
 from service.core.ledger import Lot
+from service.storage.job_store import JobStore
 from service.storage.member_store import MemberOffersStore
+from service.storage.outbox_store import OutboxStore
 from service.storage.tables import (
     campaign_budgets,
+    event_traces,
     events,
     ledger_entries,
     member_offers,
@@ -41,15 +48,62 @@ from service.storage.tables import (
     point_lots,
     referrals,
     rule_firings,
+    rules_activations,
     rules_versions,
     tier_history,
 )
+from service.storage.types import Money, UtcDateTime
 
 MEMBER_FIELDS = [c.name for c in members.columns]
+assert MEMBER_FIELDS[0] == "customer_id"
 CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 
 
-class SqlStore(MemberOffersStore):
+# The event path's statements, built once: building a statement per call cost more than
+# running it. Parameters are bound at execute time.
+INSERT_EVENT = insert(events)
+INSERT_FIRING = insert(rule_firings)
+INSERT_LOT = insert(point_lots).returning(point_lots.c.id)
+INSERT_LEDGER = insert(ledger_entries)
+TAKE_FROM_LOT = (
+    update(point_lots)
+    .where(point_lots.c.id == bindparam("b_lot"))
+    .values(remaining=point_lots.c.remaining - bindparam("b_points"))
+)
+SPEND_BUDGET = (
+    update(campaign_budgets)
+    .where(campaign_budgets.c.campaign == bindparam("b_campaign"))
+    .values(
+        points_used=campaign_budgets.c.points_used + bindparam("b_points"),
+        offers_issued=campaign_budgets.c.offers_issued + bindparam("b_offers"),
+        revenue=campaign_budgets.c.revenue + bindparam("b_revenue", type_=Money()),
+    )
+)
+SELECT_EVENT = select(events).where(events.c.event_id == bindparam("b_event_id"))
+SELECT_FIRINGS = (
+    select(rule_firings.c.rule_key, rule_firings.c.occurred_at)
+    .where(
+        rule_firings.c.customer_id == bindparam("b_customer_id"),
+        rule_firings.c.rule_key.in_(bindparam("b_keys", expanding=True)),
+    )
+    .order_by(rule_firings.c.occurred_at)
+)
+SELECT_ORDERS_BETWEEN = select(orders.c.amount, orders.c.refunded_amount).where(
+    orders.c.customer_id == bindparam("b_customer_id"),
+    orders.c.occurred_at > bindparam("b_since", type_=UtcDateTime()),
+    orders.c.occurred_at <= bindparam("b_until", type_=UtcDateTime()),
+)
+SELECT_BUDGETS = select(campaign_budgets).where(
+    campaign_budgets.c.campaign.in_(bindparam("b_campaigns", expanding=True))
+)
+SAVE_MEMBER = (
+    update(members)
+    .where(members.c.customer_id == bindparam("b_customer_id"))
+    .values({name: bindparam(name, type_=members.c[name].type) for name in MEMBER_FIELDS[1:]})
+)
+
+
+class SqlStore(MemberOffersStore, OutboxStore, JobStore):
     def __init__(self, connection: Connection) -> None:
         self.db = connection
         self.dialect = connection.dialect.name
@@ -64,9 +118,7 @@ class SqlStore(MemberOffersStore):
     # -- events and members
 
     def find_event(self, event_id: str) -> StoredEvent | None:
-        row = (
-            self.db.execute(select(events).where(events.c.event_id == event_id)).mappings().first()
-        )
+        row = self.db.execute(SELECT_EVENT, {"b_event_id": event_id}).mappings().first()
         if row is None:
             return None
         return StoredEvent(
@@ -93,9 +145,8 @@ class SqlStore(MemberOffersStore):
             "events_applied": 0,
             "referral_code": "".join(secrets.choice(CODE_ALPHABET) for _ in range(10)),
         }
-        self.db.execute(self._insert(members).values(values).on_conflict_do_nothing())
-        query = self._locked(select(members).where(members.c.customer_id == customer_id))
-        return _member(self.db.execute(query).mappings().one())
+        row = self.db.execute(_upsert_member(self.dialect), values).mappings().one()
+        return _member(row)
 
     def read_member(self, customer_id: str) -> MemberRecord | None:
         query = select(members).where(members.c.customer_id == customer_id)
@@ -114,12 +165,7 @@ class SqlStore(MemberOffersStore):
         self, customer_id: str, rule_keys: Iterable[str]
     ) -> dict[str, tuple[datetime, ...]]:
         rows = self.db.execute(
-            select(rule_firings.c.rule_key, rule_firings.c.occurred_at)
-            .where(
-                rule_firings.c.customer_id == customer_id,
-                rule_firings.c.rule_key.in_(list(rule_keys)),
-            )
-            .order_by(rule_firings.c.occurred_at)
+            SELECT_FIRINGS, {"b_customer_id": customer_id, "b_keys": list(rule_keys)}
         )
         found: dict[str, list[datetime]] = defaultdict(list)
         for key, at in rows:
@@ -146,11 +192,8 @@ class SqlStore(MemberOffersStore):
         self, customer_id: str, since: datetime, until: datetime
     ) -> tuple[Decimal, int]:
         rows = self.db.execute(
-            select(orders.c.amount, orders.c.refunded_amount).where(
-                orders.c.customer_id == customer_id,
-                orders.c.occurred_at > since,
-                orders.c.occurred_at <= until,
-            )
+            SELECT_ORDERS_BETWEEN,
+            {"b_customer_id": customer_id, "b_since": since, "b_until": until},
         ).all()
         kept = [(amount, refunded) for amount, refunded in rows if refunded < amount]
         return sum((a - r for a, r in kept), Decimal(0)), len(kept)
@@ -166,9 +209,7 @@ class SqlStore(MemberOffersStore):
     # -- budgets
 
     def budgets_used(self, campaigns: Iterable[str]) -> dict[str, BudgetUse]:
-        rows = self.db.execute(
-            select(campaign_budgets).where(campaign_budgets.c.campaign.in_(list(campaigns)))
-        ).mappings()
+        rows = self.db.execute(SELECT_BUDGETS, {"b_campaigns": list(campaigns)}).mappings()
         return {
             r["campaign"]: BudgetUse(r["points_used"], r["offers_issued"], r["revenue"])
             for r in rows
@@ -252,17 +293,18 @@ class SqlStore(MemberOffersStore):
         event = changes.event
         try:
             self.db.execute(
-                insert(events).values(
-                    event_id=event.event_id,
-                    customer_id=event.customer_id,
-                    type=event.type,
-                    occurred_at=event.occurred_at,
-                    recorded_at=now,
-                    body_hash=event.body_hash,
-                    payload=event.payload,
-                    result=event.result,
-                    rules_version=event.rules_version,
-                )
+                INSERT_EVENT,
+                {
+                    "event_id": event.event_id,
+                    "customer_id": event.customer_id,
+                    "type": event.type,
+                    "occurred_at": event.occurred_at,
+                    "recorded_at": now,
+                    "body_hash": event.body_hash,
+                    "payload": event.payload,
+                    "result": event.result,
+                    "rules_version": event.rules_version,
+                },
             )
         except IntegrityError as error:
             raise DuplicateEvent(event.event_id) from error
@@ -272,7 +314,7 @@ class SqlStore(MemberOffersStore):
             )
         if changes.firings:
             self.db.execute(
-                insert(rule_firings),
+                INSERT_FIRING,
                 [
                     {
                         "customer_id": event.customer_id,
@@ -292,13 +334,13 @@ class SqlStore(MemberOffersStore):
         self._save_order_awards(changes)
         for budget in changes.budgets:
             self.db.execute(
-                update(campaign_budgets)
-                .where(campaign_budgets.c.campaign == budget.campaign)
-                .values(
-                    points_used=campaign_budgets.c.points_used + budget.points,
-                    offers_issued=campaign_budgets.c.offers_issued + budget.offers,
-                    revenue=campaign_budgets.c.revenue + budget.revenue,
-                )
+                SPEND_BUDGET,
+                {
+                    "b_campaign": budget.campaign,
+                    "b_points": budget.points,
+                    "b_offers": budget.offers,
+                    "b_revenue": budget.revenue,
+                },
             )
         for move in changes.tier_moves:
             self.db.execute(
@@ -339,6 +381,7 @@ class SqlStore(MemberOffersStore):
                     rewarded=int(rewarded),
                 )
             )
+        self.add_messages(event.customer_id, event.event_id, changes.messages)
 
     def write_posting(
         self,
@@ -354,30 +397,25 @@ class SqlStore(MemberOffersStore):
         for lot in posting.new_lots:
             lot_ids.append(
                 self.db.execute(
-                    insert(point_lots)
-                    .values(
-                        customer_id=member.customer_id,
-                        event_id=event_id or "",
-                        order_id=lot.order_id,
-                        earned_at=lot.earned_at,
-                        available_at=lot.available_at,
-                        expires_at=lot.expires_at,
-                        points=lot.points,
-                        remaining=lot.points,
-                        pending=int(lot.pending),
-                    )
-                    .returning(point_lots.c.id)
+                    INSERT_LOT,
+                    {
+                        "customer_id": member.customer_id,
+                        "event_id": event_id or "",
+                        "order_id": lot.order_id,
+                        "earned_at": lot.earned_at,
+                        "available_at": lot.available_at,
+                        "expires_at": lot.expires_at,
+                        "points": lot.points,
+                        "remaining": lot.points,
+                        "pending": int(lot.pending),
+                    },
                 ).scalar_one()
             )
         for take in posting.takes:
-            self.db.execute(
-                update(point_lots)
-                .where(point_lots.c.id == take.lot_id)
-                .values(remaining=point_lots.c.remaining - take.points)
-            )
+            self.db.execute(TAKE_FROM_LOT, {"b_lot": take.lot_id, "b_points": take.points})
         if posting.ledger:
             self.db.execute(
-                insert(ledger_entries),
+                INSERT_LEDGER,
                 [
                     {
                         "customer_id": member.customer_id,
@@ -402,15 +440,10 @@ class SqlStore(MemberOffersStore):
         self.save_member(member)
 
     def save_member(self, member: MemberRecord) -> None:
-        self.db.execute(
-            update(members)
-            .where(members.c.customer_id == member.customer_id)
-            .values(
-                {name: getattr(member, name) for name in MEMBER_FIELDS if name != "customer_id"}
-            )
-        )
+        values = {name: getattr(member, name) for name in MEMBER_FIELDS[1:]}
+        self.db.execute(SAVE_MEMBER, {"b_customer_id": member.customer_id, **values})
 
-    def _save_order(self, order: OrderRecord, new: bool) -> None:
+    def _save_order(self, order: OrderRecord, purchase: bool) -> None:
         values = {
             "amount": order.amount,
             "occurred_at": order.occurred_at,
@@ -418,12 +451,10 @@ class SqlStore(MemberOffersStore):
             "points_clawed": order.points_clawed,
             "refunded_amount": order.refunded_amount,
         }
-        if new:
-            values["event_id"] = order.event_id
+        if purchase:
+            keys = {"customer_id": order.customer_id, "order_id": order.order_id}
             self.db.execute(
-                insert(orders).values(
-                    customer_id=order.customer_id, order_id=order.order_id, **values
-                )
+                _add_to_order(self.dialect), {**keys, "event_id": order.event_id, **values}
             )
             return
         self.db.execute(
@@ -439,37 +470,30 @@ class SqlStore(MemberOffersStore):
         if order is None:
             return
         for award in changes.order_awards:
-            key = (
-                order_awards.c.customer_id == order.customer_id,
-                order_awards.c.order_id == order.order_id,
-                order_awards.c.campaign == award.campaign,
-            )
-            found = self.db.execute(select(order_awards.c.points).where(*key)).first()
-            if found is None:
-                self.db.execute(
-                    insert(order_awards).values(
-                        customer_id=order.customer_id,
-                        order_id=order.order_id,
-                        campaign=award.campaign,
-                        points=award.points,
-                        points_returned=award.points_returned,
-                        revenue=award.revenue,
-                        event_id=award.event_id,
-                    )
-                )
-            elif changes.event.type == "refund":
-                self.db.execute(
-                    update(order_awards).where(*key).values(points_returned=award.points_returned)
-                )
-            else:  # another part of the same order
+            if changes.event.type == "refund":
                 self.db.execute(
                     update(order_awards)
-                    .where(*key)
-                    .values(
-                        points=order_awards.c.points + award.points,
-                        revenue=order_awards.c.revenue + award.revenue,
+                    .where(
+                        order_awards.c.customer_id == order.customer_id,
+                        order_awards.c.order_id == order.order_id,
+                        order_awards.c.campaign == award.campaign,
                     )
+                    .values(points_returned=award.points_returned)
                 )
+                continue
+            # Another part of the same order adds to what the campaign gave on it.
+            self.db.execute(
+                _add_to_order_award(self.dialect),
+                {
+                    "customer_id": order.customer_id,
+                    "order_id": order.order_id,
+                    "campaign": award.campaign,
+                    "points": award.points,
+                    "points_returned": award.points_returned,
+                    "revenue": award.revenue,
+                    "event_id": award.event_id,
+                },
+            )
 
     # -- reads for the API
 
@@ -518,6 +542,222 @@ class SqlStore(MemberOffersStore):
             .values(version=version, files=files, first_loaded_at=at)
             .on_conflict_do_nothing()
         )
+
+    # -- rules versions, activations and explanations (service.application.explain)
+
+    def rules_version_files(self, version: str) -> dict[str, str] | None:
+        query = select(rules_versions.c.files).where(rules_versions.c.version == version)
+        files = self.db.execute(query).scalar()
+        return dict(files) if files is not None else None
+
+    def active_rules_version(self) -> RulesActivation | None:
+        query = (
+            select(rules_activations)
+            .where(rules_activations.c.active_until.is_(None))
+            .order_by(rules_activations.c.id.desc())
+            .limit(1)
+        )
+        row = self.db.execute(query).mappings().first()
+        return _activation(row) if row is not None else None
+
+    def activate_rules_version(
+        self, version: str, files: dict[str, str], at: datetime, source: str
+    ) -> bool:
+        """Make ``version`` the one every worker serves; False if it already is."""
+        self.record_rules_version(version, files, at)
+        current = self._locked(
+            select(rules_activations.c.id, rules_activations.c.version)
+            .where(rules_activations.c.active_until.is_(None))
+            .order_by(rules_activations.c.id)
+        )
+        open_rows = self.db.execute(current).all()
+        if open_rows and open_rows[-1].version == version:
+            return False
+        if open_rows:
+            self.db.execute(
+                update(rules_activations)
+                .where(rules_activations.c.id.in_([r.id for r in open_rows]))
+                .values(active_until=at)
+            )
+        self.db.execute(
+            insert(rules_activations).values(version=version, active_from=at, source=source)
+        )
+        return True
+
+    def rules_activations(self, limit: int) -> list[RulesActivation]:
+        query = select(rules_activations).order_by(rules_activations.c.id.desc()).limit(limit)
+        return [_activation(row) for row in self.db.execute(query).mappings()]
+
+    def ledger_entry(self, customer_id: str, entry_id: int) -> LedgerRow | None:
+        row = (
+            self.db.execute(
+                select(ledger_entries).where(
+                    ledger_entries.c.customer_id == customer_id, ledger_entries.c.id == entry_id
+                )
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            return None
+        return LedgerRow(
+            row["id"],
+            row["kind"],
+            row["points"],
+            row["debt"],
+            row["event_id"],
+            row["campaign"],
+            row["rule"],
+            row["rules_version"],
+            row["order_id"],
+            row["occurred_at"],
+            row["recorded_at"],
+            row["note"],
+        )
+
+    def save_event_trace(self, trace: EventTrace) -> None:
+        self.db.execute(
+            self._insert(event_traces)
+            .values(
+                event_id=trace.event_id,
+                customer_id=trace.customer_id,
+                rules_version=trace.rules_version,
+                engine=trace.engine,
+                trace=trace.trace,
+                snapshot=trace.snapshot,
+                budgets=trace.budgets,
+                recorded_at=trace.recorded_at,
+            )
+            .on_conflict_do_nothing()
+        )
+
+    def event_trace(self, event_id: str) -> EventTrace | None:
+        query = select(event_traces).where(event_traces.c.event_id == event_id)
+        row = self.db.execute(query).mappings().first()
+        return EventTrace(**row) if row is not None else None
+
+    def history_before(self, event: StoredEvent) -> MemberHistory:
+        """What the tables say about the event's member before it was applied.
+
+        Rows of later events are left out; values that later events update in place (an
+        order's refunds, the member's tags) are as they are now.
+        """
+        customer_id = event.customer_id
+        recorded_at = self.db.execute(
+            select(events.c.recorded_at).where(events.c.event_id == event.event_id)
+        ).scalar_one()
+        earlier = select(events.c.event_id).where(
+            events.c.customer_id == customer_id, events.c.recorded_at < recorded_at
+        )
+        before, first_at = self.db.execute(
+            select(func.count(), func.min(events.c.occurred_at)).where(
+                events.c.customer_id == customer_id, events.c.recorded_at < recorded_at
+            )
+        ).one()
+        mine = ledger_entries.c.customer_id == customer_id
+        balance = self.db.execute(
+            select(func.coalesce(func.sum(ledger_entries.c.points), 0)).where(
+                mine, ledger_entries.c.recorded_at < recorded_at
+            )
+        ).scalar_one()
+        earned = self.db.execute(
+            select(ledger_entries.c.occurred_at, ledger_entries.c.points).where(
+                mine,
+                ledger_entries.c.recorded_at < recorded_at,
+                ledger_entries.c.kind.in_(("earned", "pending")),
+            )
+        ).all()
+        tier = self.db.execute(
+            select(tier_history.c.to_tier)
+            .where(
+                tier_history.c.customer_id == customer_id,
+                tier_history.c.event_id.in_(earlier)
+                | (
+                    tier_history.c.event_id.is_(None)
+                    & (tier_history.c.occurred_at < event.occurred_at)
+                ),
+            )
+            .order_by(tier_history.c.id.desc())
+            .limit(1)
+        ).scalar()
+        order_rows = self.db.execute(
+            select(orders.c.occurred_at, orders.c.amount, orders.c.refunded_amount).where(
+                orders.c.customer_id == customer_id, orders.c.event_id.in_(earlier)
+            )
+        ).all()
+        fired: dict[str, list[datetime]] = defaultdict(list)
+        for key, at in self.db.execute(
+            select(rule_firings.c.rule_key, rule_firings.c.occurred_at)
+            .where(rule_firings.c.customer_id == customer_id, rule_firings.c.event_id.in_(earlier))
+            .order_by(rule_firings.c.occurred_at)
+        ):
+            fired[key].append(at)
+        return MemberHistory(
+            points_available=int(balance),
+            tier=tier,
+            events_before=int(before),
+            first_event_at=first_at,
+            orders=[(at, amount, refunded) for at, amount, refunded in order_rows],
+            earned=[(at, int(points)) for at, points in earned],
+            firings={key: tuple(times) for key, times in fired.items()},
+        )
+
+
+def _activation(row: Any) -> RulesActivation:
+    return RulesActivation(
+        row["id"], row["version"], row["active_from"], row["active_until"], row["source"]
+    )
+
+
+def _adding_upsert(dialect: str, table: Any, keys: list[Any], added: tuple[str, ...]) -> Any:
+    """INSERT of bound parameters that, where the row exists, adds ``added`` columns to it."""
+    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = dialect_insert(table).values(
+        {column.name: bindparam(column.name, type_=column.type) for column in table.columns}
+    )
+    return statement.on_conflict_do_update(
+        index_elements=keys,
+        set_={name: table.c[name] + statement.excluded[name] for name in added},
+    )
+
+
+@cache
+def _add_to_order(dialect: str) -> Any:
+    return _adding_upsert(
+        dialect, orders, [orders.c.customer_id, orders.c.order_id], ("amount", "points_earned")
+    )
+
+
+@cache
+def _add_to_order_award(dialect: str) -> Any:
+    keys = [order_awards.c.customer_id, order_awards.c.order_id, order_awards.c.campaign]
+    return _adding_upsert(dialect, order_awards, keys, ("points", "revenue"))
+
+
+@cache
+def _upsert_member(dialect: str) -> Any:
+    """One statement creates the member if new and, on PostgreSQL, holds the row's lock
+    (an upsert that updates locks the row) until the transaction ends."""
+    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    columns = (
+        "customer_id",
+        "first_seen_at",
+        "tags",
+        "points_available",
+        "points_pending",
+        "points_debt",
+        "lifetime_spend",
+        "order_count",
+        "events_applied",
+        "referral_code",
+    )
+    statement = dialect_insert(members).values(
+        {name: bindparam(name, type_=members.c[name].type) for name in columns}
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[members.c.customer_id],
+        set_={"customer_id": statement.excluded.customer_id},
+    ).returning(*members.c)
 
 
 def _member(row: Any) -> MemberRecord:

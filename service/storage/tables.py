@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 from service.storage.types import Money, UtcDateTime
@@ -218,4 +219,91 @@ order_awards = Table(
     Column("points_returned", BigInteger, nullable=False, default=0),
     Column("revenue", Money(), nullable=False, default=0),
     Column("event_id", String(128), nullable=False),
+)
+
+# Which rules version the service serves, and since when: one row per activation (a
+# version activated again after a rollback gets a new row). The newest row without
+# active_until is the version every worker should serve (service.application.rules_sync).
+rules_activations = Table(
+    "rules_activations",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("version", String(32), ForeignKey("rules_versions.version"), nullable=False),
+    Column("active_from", Moment, nullable=False),
+    Column("active_until", Moment),  # NULL while it is the active version
+    Column("source", String(32), nullable=False),  # startup | reload
+    Index("ix_rules_activations_version", "version"),
+)
+
+# What evaluation saw and decided for one applied event, so any ledger entry can be
+# explained later without guessing the member's state at the time.
+event_traces = Table(
+    "event_traces",
+    metadata,
+    Column("event_id", String(128), primary_key=True),
+    Column("customer_id", String(128), nullable=False),
+    Column("rules_version", String(32), nullable=False),
+    Column("engine", String(32), nullable=False),
+    Column("trace", JSON, nullable=False),  # [{campaign, rule, outcome, reason}, ...]
+    Column("snapshot", JSON, nullable=False),  # the member snapshot evaluation read
+    Column("budgets", JSON, nullable=False),  # {campaign: [points, offers, revenue]} it read
+    Column("recorded_at", Moment, nullable=False),
+)
+
+# Member messaging: every message a rule or the system queues, and what became of it.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("customer_id", String(128), nullable=False),
+    Column("event_id", String(128)),  # the event that queued it; None for a job's message
+    Column("source", String(16), nullable=False),  # rule | system
+    Column("template", String(128), nullable=False),
+    Column("channel", String(16), nullable=False),  # webhook | email | log
+    Column("category", String(32), nullable=False),  # marketing | transactional | ...
+    Column("urgent", Integer, nullable=False, default=0),
+    Column("data", JSON, nullable=False),
+    Column("campaign", String(128)),
+    Column("rule", String(128)),
+    Column("dedupe_key", String(260)),
+    # The dedupe key on the first message that used it; None on its duplicates.
+    Column("dedupe_claim", String(260)),
+    Column("status", String(16), nullable=False),  # queued | deferred | sent | suppressed | dead
+    Column("reason", Text),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created_at", Moment, nullable=False),
+    Column("stale_at", Moment),  # deferred past this, it is dropped
+    Column("next_attempt_at", Moment),  # queued or deferred: due from then
+    Column("claimed_until", Moment),  # a dispatcher is delivering it until then
+    Column("last_attempt_at", Moment),
+    Column("sent_at", Moment),
+    UniqueConstraint("customer_id", "dedupe_claim"),
+    Index("ix_outbox_due", "status", "next_attempt_at"),
+    Index("ix_outbox_customer", "customer_id", "id"),
+)
+
+# Every run of a scheduler job, by the scheduler or by `loyalty jobs run`.
+job_runs = Table(
+    "job_runs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("job", String(32), nullable=False),
+    Column("as_of", Moment, nullable=False),  # the `now` the job ran for
+    Column("runner", String(128), nullable=False),  # host:pid:nonce of the process
+    Column("started_at", Moment, nullable=False),
+    Column("finished_at", Moment),
+    Column("status", String(16), nullable=False),  # running | ok | failed
+    Column("result", JSON),
+    Column("error", Text),
+    Index("ix_job_runs_job", "job", "id"),
+)
+
+# The scheduler's leader lease where there are no advisory locks (SQLite).
+scheduler_leases = Table(
+    "scheduler_leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("expires_at", Moment, nullable=False),
+    Column("heartbeat_at", Moment, nullable=False),
 )

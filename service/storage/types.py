@@ -6,8 +6,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, Numeric, String
+from sqlalchemy import BigInteger, DateTime, Dialect, Numeric
 from sqlalchemy.types import TypeDecorator, TypeEngine
+
+
+SCALE = Decimal(10_000)
+PLACES = Decimal("0.0001")  # what NUMERIC(18, 4) gives back on PostgreSQL
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -32,20 +36,30 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 
 class Money(TypeDecorator[Decimal]):
-    """NUMERIC(18, 4) on PostgreSQL; exact decimal text on SQLite (which has no decimal)."""
+    """NUMERIC(18, 4) on PostgreSQL. SQLite has no decimal type, so there it is a whole
+    number of ten-thousandths: sums and ``amount + :x`` in SQL stay exact on both."""
 
     impl = Numeric(18, 4)
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "sqlite":
-            return dialect.type_descriptor(String(40))
+            return dialect.type_descriptor(BigInteger())
         return dialect.type_descriptor(Numeric(18, 4, asdecimal=True))
 
-    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+    def process_bind_param(self, value: Decimal | int | None, dialect: Dialect) -> Any:
         if value is None:
             return None
-        return format(value, "f") if dialect.name == "sqlite" else value
+        if dialect.name != "sqlite":
+            return value
+        scaled = Decimal(value) * SCALE
+        if scaled != scaled.to_integral_value():
+            raise ValueError(f"{value} has more than 4 decimal places")
+        return int(scaled)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
-        return None if value is None else Decimal(str(value))
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return (Decimal(int(value)) / SCALE).quantize(PLACES)
+        return Decimal(str(value))

@@ -227,7 +227,7 @@ def test_a_reversed_redemption_returns_the_points(client: FlaskClient, services:
 def test_twenty_racing_redemptions_never_overdraw(services: Services) -> None:
     client = app_for(services).test_client()
     post(client, purchase("rio", "2400"))  # 2,400 points: room for exactly four coffees
-    barrier = threading.Barrier(20)
+    barrier = threading.Barrier(20, timeout=60)
 
     def redeem(n: int) -> int:
         own = app_for(services).test_client()
@@ -375,7 +375,7 @@ def test_a_budget_runs_out_exactly_under_parallel_requests(
     )
     rules = write_rules(tmp_path / "rules", {"small.yaml": campaign})
     with services_for(Settings(database_url=settings.database_url, rules_dir=str(rules))) as svc:
-        barrier = threading.Barrier(20)
+        barrier = threading.Barrier(20, timeout=60)
 
         def buy(n: int) -> int:
             client = app_for(svc).test_client()

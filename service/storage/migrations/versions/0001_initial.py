@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 12:00:30.230163
+Create Date: 2026-11-23 12:30:49.591999
 """
 
 from __future__ import annotations
@@ -27,6 +27,17 @@ def upgrade() -> None:
     sa.Column('revenue', service.storage.types.Money(), nullable=False),
     sa.PrimaryKeyConstraint('campaign', name=op.f('pk_campaign_budgets'))
     )
+    op.create_table('event_traces',
+    sa.Column('event_id', sa.String(length=128), nullable=False),
+    sa.Column('customer_id', sa.String(length=128), nullable=False),
+    sa.Column('rules_version', sa.String(length=32), nullable=False),
+    sa.Column('engine', sa.String(length=32), nullable=False),
+    sa.Column('trace', sa.JSON(), nullable=False),
+    sa.Column('snapshot', sa.JSON(), nullable=False),
+    sa.Column('budgets', sa.JSON(), nullable=False),
+    sa.Column('recorded_at', service.storage.types.UtcDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('event_id', name=op.f('pk_event_traces'))
+    )
     op.create_table('events',
     sa.Column('event_id', sa.String(length=128), nullable=False),
     sa.Column('customer_id', sa.String(length=128), nullable=False),
@@ -42,6 +53,21 @@ def upgrade() -> None:
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.create_index('ix_events_customer_occurred', ['customer_id', 'occurred_at'], unique=False)
         batch_op.create_index('ix_events_occurred', ['occurred_at'], unique=False)
+
+    op.create_table('job_runs',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('job', sa.String(length=32), nullable=False),
+    sa.Column('as_of', service.storage.types.UtcDateTime(), nullable=False),
+    sa.Column('runner', sa.String(length=128), nullable=False),
+    sa.Column('started_at', service.storage.types.UtcDateTime(), nullable=False),
+    sa.Column('finished_at', service.storage.types.UtcDateTime(), nullable=True),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('result', sa.JSON(), nullable=True),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_job_runs'))
+    )
+    with op.batch_alter_table('job_runs', schema=None) as batch_op:
+        batch_op.create_index('ix_job_runs_job', ['job', 'id'], unique=False)
 
     op.create_table('member_offers',
     sa.Column('code', sa.String(length=32), nullable=False),
@@ -107,6 +133,36 @@ def upgrade() -> None:
     sa.Column('event_id', sa.String(length=128), nullable=True),
     sa.PrimaryKeyConstraint('customer_id', 'order_id', name=op.f('pk_orders'))
     )
+    op.create_table('outbox',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('customer_id', sa.String(length=128), nullable=False),
+    sa.Column('event_id', sa.String(length=128), nullable=True),
+    sa.Column('source', sa.String(length=16), nullable=False),
+    sa.Column('template', sa.String(length=128), nullable=False),
+    sa.Column('channel', sa.String(length=16), nullable=False),
+    sa.Column('category', sa.String(length=32), nullable=False),
+    sa.Column('urgent', sa.Integer(), nullable=False),
+    sa.Column('data', sa.JSON(), nullable=False),
+    sa.Column('campaign', sa.String(length=128), nullable=True),
+    sa.Column('rule', sa.String(length=128), nullable=True),
+    sa.Column('dedupe_key', sa.String(length=260), nullable=True),
+    sa.Column('dedupe_claim', sa.String(length=260), nullable=True),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('created_at', service.storage.types.UtcDateTime(), nullable=False),
+    sa.Column('stale_at', service.storage.types.UtcDateTime(), nullable=True),
+    sa.Column('next_attempt_at', service.storage.types.UtcDateTime(), nullable=True),
+    sa.Column('claimed_until', service.storage.types.UtcDateTime(), nullable=True),
+    sa.Column('last_attempt_at', service.storage.types.UtcDateTime(), nullable=True),
+    sa.Column('sent_at', service.storage.types.UtcDateTime(), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox')),
+    sa.UniqueConstraint('customer_id', 'dedupe_claim', name=op.f('uq_outbox_customer_id_dedupe_claim'))
+    )
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.create_index('ix_outbox_customer', ['customer_id', 'id'], unique=False)
+        batch_op.create_index('ix_outbox_due', ['status', 'next_attempt_at'], unique=False)
+
     op.create_table('point_lots',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('customer_id', sa.String(length=128), nullable=False),
@@ -162,6 +218,13 @@ def upgrade() -> None:
     sa.Column('first_loaded_at', service.storage.types.UtcDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('version', name=op.f('pk_rules_versions'))
     )
+    op.create_table('scheduler_leases',
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('holder', sa.String(length=128), nullable=False),
+    sa.Column('expires_at', service.storage.types.UtcDateTime(), nullable=False),
+    sa.Column('heartbeat_at', service.storage.types.UtcDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('name', name=op.f('pk_scheduler_leases'))
+    )
     op.create_table('tier_history',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('customer_id', sa.String(length=128), nullable=False),
@@ -199,9 +262,25 @@ def upgrade() -> None:
     with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
         batch_op.create_index('ix_ledger_entries_customer_id', ['customer_id', 'id'], unique=False)
 
+    op.create_table('rules_activations',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('version', sa.String(length=32), nullable=False),
+    sa.Column('active_from', service.storage.types.UtcDateTime(), nullable=False),
+    sa.Column('active_until', service.storage.types.UtcDateTime(), nullable=True),
+    sa.Column('source', sa.String(length=32), nullable=False),
+    sa.ForeignKeyConstraint(['version'], ['rules_versions.version'], name=op.f('fk_rules_activations_version')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_rules_activations'))
+    )
+    with op.batch_alter_table('rules_activations', schema=None) as batch_op:
+        batch_op.create_index('ix_rules_activations_version', ['version'], unique=False)
+
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('rules_activations', schema=None) as batch_op:
+        batch_op.drop_index('ix_rules_activations_version')
+
+    op.drop_table('rules_activations')
     with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
         batch_op.drop_index('ix_ledger_entries_customer_id')
 
@@ -210,6 +289,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_tier_history_customer')
 
     op.drop_table('tier_history')
+    op.drop_table('scheduler_leases')
     op.drop_table('rules_versions')
     with op.batch_alter_table('rule_firings', schema=None) as batch_op:
         batch_op.drop_index('ix_rule_firings_customer_rule')
@@ -224,6 +304,11 @@ def downgrade() -> None:
         batch_op.drop_index('ix_point_lots_customer_remaining')
 
     op.drop_table('point_lots')
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_index('ix_outbox_due')
+        batch_op.drop_index('ix_outbox_customer')
+
+    op.drop_table('outbox')
     op.drop_table('orders')
     op.drop_table('order_awards')
     op.drop_table('members')
@@ -231,9 +316,14 @@ def downgrade() -> None:
         batch_op.drop_index('ix_member_offers_customer')
 
     op.drop_table('member_offers')
+    with op.batch_alter_table('job_runs', schema=None) as batch_op:
+        batch_op.drop_index('ix_job_runs_job')
+
+    op.drop_table('job_runs')
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.drop_index('ix_events_occurred')
         batch_op.drop_index('ix_events_customer_occurred')
 
     op.drop_table('events')
+    op.drop_table('event_traces')
     op.drop_table('campaign_budgets')
