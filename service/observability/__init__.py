@@ -1,0 +1,1 @@
+"""Metrics and logs: what ops watch. Framework-free except `web`, the Flask glue."""

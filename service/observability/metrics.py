@@ -1,0 +1,240 @@
+"""Prometheus metrics, one set per process, summed across gunicorn workers.
+
+Under gunicorn, `deploy/gunicorn.conf.py` points PROMETHEUS_MULTIPROC_DIR at a directory
+of its own (wiped at start) before any worker imports prometheus_client; each worker
+writes its samples there and whichever worker answers `/metrics` sums them
+(prometheus-client's multiprocess mode). Without that variable (tests, the CLI) the
+samples live in this process's own registry.
+
+The metrics are made on first use, never at import. Other processes record through the
+functions here: the scheduler calls `record_job_run(job, ok)`, and, being a process of
+its own, can serve its metrics with `serve_metrics(port)`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from functools import cache
+from pathlib import Path
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    start_http_server,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine, inspect, text
+from sqlalchemy.exc import SQLAlchemyError
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+FAST_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
+OUTBOX_TABLE = "outbox"
+
+log = logging.getLogger("loyalty.metrics")
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.events = Counter(
+            "loyalty_events_total",
+            "Events received over HTTP, by type and outcome "
+            "(applied, duplicate, conflict, rejected, dry_run, error)",
+            ["type", "outcome"],
+            registry=registry,
+        )
+        self.requests = Histogram(
+            "loyalty_http_request_duration_seconds",
+            "Time from a request reaching the app to its answer, by route and status",
+            ["method", "route", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.evaluation = Histogram(
+            "loyalty_rule_evaluation_seconds",
+            "Time the rule engine took to match one event's facts",
+            buckets=FAST_BUCKETS,
+            registry=registry,
+        )
+        self.ledger_write = Histogram(
+            "loyalty_ledger_write_seconds",
+            "Time from writing a use case's changes (ledger, lots, balance) to its commit",
+            ["operation"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.job_runs = Counter(
+            "loyalty_scheduler_job_runs_total",
+            "Scheduler job runs, successful or not",
+            ["job"],
+            registry=registry,
+        )
+        self.job_failures = Counter(
+            "loyalty_scheduler_job_failures_total",
+            "Scheduler job runs that failed",
+            ["job"],
+            registry=registry,
+        )
+        self.engine_fallbacks = Counter(
+            "loyalty_engine_fallbacks_total",
+            "Events the reference evaluator answered because the rule engine failed",
+            registry=registry,
+        )
+        self.rules_active = Gauge(
+            "loyalty_rules_active",
+            "1 for each rules version a live worker serves",
+            ["version"],
+            multiprocess_mode="livemax",
+            registry=registry,
+        )
+        self._version: str | None = None
+        self._version_lock = threading.Lock()
+
+    def rules_loaded(self, version: str) -> None:
+        with self._version_lock:
+            if self._version is not None and self._version != version:
+                self.rules_active.labels(version=self._version).set(0)
+            self.rules_active.labels(version=version).set(1)
+            self._version = version
+
+
+@cache
+def _process_registry() -> CollectorRegistry:
+    return CollectorRegistry(auto_describe=True)
+
+
+@cache
+def metrics() -> Metrics:
+    """This process's metrics, made on first use."""
+    return Metrics(_process_registry())
+
+
+# -- recording, for the rest of the service (each is cheap and never raises into callers)
+
+
+def record_event(event_type: str, outcome: str) -> None:
+    metrics().events.labels(type=event_type, outcome=outcome).inc()
+
+
+def observe_request(method: str, route: str, status: int, seconds: float) -> None:
+    metrics().requests.labels(method=method, route=route, status=str(status)).observe(seconds)
+
+
+def observe_evaluation(seconds: float) -> None:
+    metrics().evaluation.observe(seconds)
+
+
+def observe_ledger_write(operation: str, seconds: float) -> None:
+    metrics().ledger_write.labels(operation=operation).observe(seconds)
+
+
+def record_job_run(job: str, ok: bool) -> None:
+    """For the scheduler: one run of `job`, and whether it succeeded."""
+    recorded = metrics()
+    recorded.job_runs.labels(job=job).inc()
+    if not ok:
+        recorded.job_failures.labels(job=job).inc()
+    else:
+        recorded.job_failures.labels(job=job).inc(0)  # the series exists from the first run
+
+
+def record_engine_fallback() -> None:
+    metrics().engine_fallbacks.inc()
+
+
+def rules_loaded(version: str) -> None:
+    metrics().rules_loaded(version)
+
+
+# -- scrape time
+
+
+class OutboxDepth(Collector):
+    """Messages in the outbox by status, counted when scraped. Answers nothing while the
+    outbox table does not exist (or cannot be read): a scrape never fails for it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "loyalty_outbox_messages", "Messages in the outbox, by status", labels=["status"]
+        )
+        try:
+            with self._engine.connect() as connection:
+                if not inspect(connection).has_table(OUTBOX_TABLE):
+                    return
+                rows = connection.execute(
+                    text(f"SELECT status, COUNT(*) FROM {OUTBOX_TABLE} GROUP BY status")  # noqa: S608 - a constant table name
+                ).all()
+        except SQLAlchemyError as error:
+            log.warning("could not count the outbox: %s", type(error).__name__)
+            return
+        for status, count in rows:
+            family.add_metric([str(status)], float(count))
+        yield family
+
+
+class _Live(Collector):
+    def __init__(self, collectors: Iterable[Collector]) -> None:
+        self._collectors = tuple(collectors)
+
+    def collect(self) -> Iterator[Metric]:
+        for collector in self._collectors:
+            yield from collector.collect()
+
+
+def exposition(extra: Iterable[Collector] = ()) -> bytes:
+    """The text a scrape gets: every worker's samples (multiprocess mode) or this
+    process's, plus the collectors computed now (e.g. the outbox depth)."""
+    metrics()  # so that every family shows, even before its first sample
+    registry = CollectorRegistry()
+    directory = os.environ.get(MULTIPROC_ENV)
+    if directory:
+        multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    else:
+        registry.register(_Live([_process_registry()]))
+    registry.register(_Live(extra))
+    return generate_latest(registry)
+
+
+def serve_metrics(port: int, address: str = "0.0.0.0") -> Callable[[], None]:  # noqa: S104
+    """For a process outside gunicorn (the scheduler): serve this process's metrics on
+    a port of its own, from a daemon thread. Returns a function that stops serving."""
+    metrics()
+    server, thread = start_http_server(port, addr=address, registry=_process_registry())
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+    return stop
+
+
+# -- gunicorn hooks (deploy/gunicorn.conf.py)
+
+
+def prepare_multiprocess_dir(directory: str) -> None:
+    """Create the directory and delete the samples a previous run left in it."""
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink(missing_ok=True)
+
+
+def worker_exited(pid: int) -> None:
+    """Drop a dead worker's live gauges (its counters and histograms still count)."""
+    directory = os.environ.get(MULTIPROC_ENV)
+    if directory:
+        multiprocess.mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
