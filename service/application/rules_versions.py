@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +25,7 @@ from service.application.rules_runtime import RulesRuntime
 from service.core.errors import RuleFileError, RuleProblem
 from service.rules.cases import run_cases
 from service.rules.lint import ERROR, Finding, lint
-from service.rules.loader import load_rules, read_rules_dir
+from service.rules.loader import load_rules, read_rules_dir, version_of
 from service.rules.reference import ReferenceMatcher
 
 log = logging.getLogger("loyalty.rules")
@@ -125,6 +125,10 @@ class RulesSync:
         swap them in and make them active for every worker. Raises RuleFileError with every
         problem, and then the version served stays as it was."""
         files = read_rules_dir(rules_dir)
+        previous = self._runtime.active.version
+        if version_of(files) == previous:
+            # The files this worker serves already passed every check when they loaded.
+            return self._activate(files, previous, ())
         loaded = load_rules(files)
         ruleset = loaded.ruleset
         problems = [
@@ -142,7 +146,12 @@ class RulesSync:
             problems += [RuleProblem(str(rules_dir), None, message) for message in probe(rules_dir)]
         if problems:
             raise RuleFileError(problems)
-        previous = self._runtime.active.version
+        return self._activate(files, previous, tuple(f for f in findings if f.severity != ERROR))
+
+    def _activate(
+        self, files: Mapping[str, str], previous: str, warnings: tuple[Finding, ...]
+    ) -> Reloaded:
+        """Swap the files in here and name them the active version for every worker."""
         with self._lock:
             active = self._runtime.load(files)
             at = self._clock()
@@ -153,5 +162,4 @@ class RulesSync:
                 uow.commit()
             self.chosen_at = at
         self._on_loaded(active.version)
-        warnings = tuple(f for f in findings if f.severity != ERROR)
         return Reloaded(active.version, previous, changed or previous != active.version, warnings)

@@ -33,6 +33,10 @@ class Problems:
     def sequence(self, value: Any, line: int, what: str) -> LocatedList | None:
         if isinstance(value, LocatedList):
             return value
+        if isinstance(value, list):  # a parser's own default, not read from a file
+            located = LocatedList(value)
+            located.line, located.item_lines = line, [line] * len(value)
+            return located
         self.add(line, f"{what} must be a list, got {kind_of(value)}")
         return None
 
