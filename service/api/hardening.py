@@ -28,6 +28,7 @@ GOOD_ID = re.compile(r"[\x21-\x7e]{1,128}")
 CORS_HEADERS = "Authorization, Content-Type, X-Request-ID"
 CORS_EXPOSED = "X-Request-ID, Retry-After"
 CORS_MAX_AGE_S = 600
+MAX_ROW_ID = 2**63 - 1  # numeric ids in paths are BIGINT keys
 NUL_ESCAPE = b"\\u0000"  # the only way JSON text can carry U+0000
 
 
@@ -81,6 +82,10 @@ def init_app(app: Flask, settings: Settings) -> None:
                     f"nothing has this {name}: ids are 1 to 128 printable ASCII characters "
                     "without spaces",
                     "not-found",
+                )
+            if isinstance(value, int) and not 0 <= value <= MAX_ROW_ID:
+                raise ApiProblem(
+                    404, "Not found", f"nothing has this {name}: row ids are BIGINT", "not-found"
                 )
         if limiter is not None:
             refused = _rate_limited(limiter)

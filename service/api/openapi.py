@@ -22,6 +22,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify
 from marshmallow import Schema, fields, validate
 
 from service.api import messages as member_messages
+from service.api import rules_admin
 from service.api import schemas as api
 from service.event_schema import SCHEMAS, AttributeValue, HypotheticalCustomerSchema
 from service.settings import SCOPES
@@ -101,10 +102,14 @@ OPERATIONS = (
         "post",
         "/v1/dry-run",
         "events.post_dry_run",
-        "Evaluate an event against the live rules or rule files sent along",
-        {200: api.DryRunResultSchema},
-        body=api.DryRunRequest,
-        problems=BODY_PROBLEMS,
+        "Evaluate an event against the live rules, rule files sent along, or a stored "
+        "version; or replay a stored event",
+        {200: {"oneOf": [_ref("DryRunResult"), _ref("ReplayResult")]}},
+        body={"anyOf": [_ref("DryRunRequest"), _ref("StoredDryRunRequest")]},
+        problems=(*BODY_PROBLEMS, 404),
+        description="`{event, customer?, rules?}` evaluates an event (against the files "
+        "in `rules` if sent); `{event, version, customer?}` against a stored rules version; "
+        "`{event_id, version?, customer?}` replays a stored event. Nothing is written.",
         tags=("events",),
     ),
     Operation(
@@ -174,6 +179,41 @@ OPERATIONS = (
         "The active rules version, its files and campaigns",
         {200: api.RulesViewSchema},
         tags=("operations",),
+    ),
+    Operation(
+        "post",
+        "/v1/rules/reload",
+        "rules_admin.post_reload",
+        "Load LOYALTY_RULES_DIR and make it the active version for every worker",
+        {200: rules_admin.ReloadAnswer},
+        problems=(422,),
+        description="A version that fails to load answers 422 with each problem's file and "
+        "line, and the active version stays.",
+        tags=("rules",),
+    ),
+    Operation(
+        "get",
+        "/v1/rules/versions",
+        "rules_admin.get_versions",
+        "The active version and the history of activations",
+        {200: rules_admin.VersionsAnswer},
+        tags=("rules",),
+    ),
+    Operation(
+        "get",
+        "/v1/rules/versions/<version>",
+        "rules_admin.get_version",
+        "A stored rules version: its files and campaigns",
+        {200: rules_admin.VersionAnswer},
+        tags=("rules",),
+    ),
+    Operation(
+        "get",
+        "/v1/customers/<customer_id>/ledger/<int:entry_id>",
+        "rules_admin.get_ledger_entry",
+        "Why a ledger entry exists: its event, the rule's text and the evaluation's trace",
+        {200: rules_admin.LedgerEntryExplanation},
+        tags=("customers",),
     ),
     Operation(
         "get",
@@ -331,12 +371,15 @@ def _components(spec: APISpec) -> None:
     spec.components.schema("HypotheticalCustomer", schema=HypotheticalCustomerSchema)
     spec.components.schema("EventResult", schema=api.EventResultSchema)
     spec.components.schema("DryRunResult", schema=api.DryRunResultSchema)
+    spec.components.schema("ReplayResult", schema=api.ReplayResultSchema)
     request_fields: dict[tuple[str, str], dict[str, Any]] = {
         ("BatchRequest", "events"): {"items": _ref("Event")},
         ("DryRunRequest", "event"): _ref("Event"),
         ("DryRunRequest", "customer"): _ref("HypotheticalCustomer"),
+        ("StoredDryRunRequest", "event"): _ref("Event"),
+        ("StoredDryRunRequest", "customer"): _ref("HypotheticalCustomer"),
     }
-    for request_schema in (api.BatchRequest, api.DryRunRequest):
+    for request_schema in (api.BatchRequest, api.DryRunRequest, rules_admin.StoredDryRunRequest):
         spec.components.schema(request_schema.__name__, schema=request_schema)
     for (name, prop), replacement in request_fields.items():
         target = spec.components.schemas[name]["properties"][prop]

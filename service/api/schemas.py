@@ -187,6 +187,23 @@ class DryRunResultSchema(StrictSchema):
     engine = _text()
 
 
+class RecordedSchema(StrictSchema):
+    rules_version = _text()
+    effects = fields.List(OneOfSchemas(EFFECTS, "type"), required=True)
+
+
+class ReplayResultSchema(DryRunResultSchema):
+    """A stored event evaluated again (POST /v1/dry-run with `event_id`)."""
+
+    replayed = fields.Boolean(required=True, validate=validate.Equal(True))
+    customer_state = _text(validate=validate.OneOf(["recorded", "reconstructed", "hypothetical"]))
+    recorded = fields.Nested(
+        RecordedSchema,
+        required=True,
+        metadata={"description": "what the event did when it was applied"},
+    )
+
+
 class BatchAppliedSchema(EventResultSchema):
     http_status = fields.Integer(required=True, validate=validate.OneOf([200, 201]))
 

@@ -163,6 +163,16 @@ def test_an_id_no_member_can_have_is_a_404_problem(client: FlaskClient, bad: str
     assert "ids are 1 to 128 printable ASCII" in problem["detail"]
 
 
+def test_a_row_id_beyond_bigint_in_a_path_is_a_404_problem(client: FlaskClient) -> None:
+    member = new_id("big-id")
+    assert post(client, purchase(member, "10")).status_code == 201
+
+    response = client.get(f"/v1/customers/{member}/ledger/{2**64}", headers=AUTH)
+
+    problem = assert_problem(response, 404)
+    assert "entry_id" in problem["detail"]
+
+
 def test_text_holding_a_nul_character_is_refused_by_name_and_writes_nothing(
     client: FlaskClient, services: Services
 ) -> None:
