@@ -7,6 +7,7 @@ offset.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -129,6 +130,12 @@ class EventSchema(StrictSchema):
             "invalid_awareness": "needs a UTC offset, e.g. 2026-12-05T10:00:00+08:00",
             "invalid": "is not an RFC 3339 time such as 2026-12-05T10:00:00+08:00",
         },
+        # Far outside any programme's life, and beyond what date arithmetic can hold.
+        validate=validate.Range(
+            min=datetime(1970, 1, 1, tzinfo=UTC),
+            max=datetime(9000, 1, 1, tzinfo=UTC),
+            error="must be between 1970 and 9000",
+        ),
     )
 
 
@@ -181,7 +188,9 @@ class ScheduleSchema(EventSchema):
     """Events the scheduler makes for time-based campaigns; never accepted over HTTP."""
 
     type = fields.String(required=True, validate=validate.Equal("schedule"))
-    kind = fields.String(required=True, validate=validate.OneOf(("birthday", "anniversary", "inactive")))
+    kind = fields.String(
+        required=True, validate=validate.OneOf(("birthday", "anniversary", "inactive"))
+    )
 
 
 SCHEMAS: dict[str, Schema] = {
@@ -280,8 +289,8 @@ class HypotheticalCustomerSchema(StrictSchema):
         allow_nan=False, validate=validate.Range(min=Decimal(0), max=MAX_AMOUNT)
     )
     order_count = fields.Integer(validate=validate.Range(min=0))
-    days_since_last_purchase = fields.Integer(validate=validate.Range(min=0))
-    days_since_enrolment = fields.Integer(validate=validate.Range(min=0))
+    days_since_last_purchase = fields.Integer(validate=validate.Range(min=0, max=36500))
+    days_since_enrolment = fields.Integer(validate=validate.Range(min=0, max=36500))
     segment = fields.String(validate=validate.Length(min=1, max=64))
     tags = fields.List(
         fields.String(validate=validate.Length(min=1, max=64)), validate=validate.Length(max=50)

@@ -15,7 +15,7 @@ STATUSES = ("queued", "deferred", "sent", "suppressed", "dead")
 
 
 class MessagesQuery(StrictSchema):
-    cursor = fields.Integer(validate=validate.Range(min=1))
+    cursor = fields.Integer(validate=validate.Range(min=1, max=2**63 - 1))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 

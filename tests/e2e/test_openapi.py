@@ -4,9 +4,7 @@ invalid, and checks that no answer is a 5xx and every answer fits the document (
 content type, headers, body schema) and that a request without a key is refused.
 
 Bounded: a fixed number of examples per operation, derandomised, so the run is quick and
-the same every time; `make fuzz` runs many more, at random. Inputs that hit known bugs in
-code other people own are left out, each pinned by a strict xfail test that names the fix
-(see KNOWN BUGS below).
+the same every time; `make fuzz` runs many more, at random.
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -75,41 +72,6 @@ def api_schema(live: LiveServer) -> schemathesis.BaseSchema:
     return schemathesis.openapi.from_url(f"{live.url}/openapi.json", timeout=10)
 
 
-# KNOWN BUGS. Inputs that make code other people own fail with a 500. Each is pinned by a strict xfail
-# test in tests/service/test_hardening.py (which names the fix); when that test starts to
-# pass, delete its marker there and its entry here.
-def _far_from_now(value: Any) -> bool:
-    """An occurred_at before 1970 or after 9000 (test_an_event_time_out_of_any_range)."""
-    if isinstance(value, dict):
-        moment = value.get("occurred_at")
-        if isinstance(moment, str) and moment[:4].isdigit() and not 1970 <= int(moment[:4]) < 9000:
-            return True
-        return any(_far_from_now(inner) for inner in value.values())
-    if isinstance(value, list):
-        return any(_far_from_now(inner) for inner in value)
-    return False
-
-
-def _away_for_ever(body: Any) -> bool:
-    """A dry-run member away over 100 years (test_a_dry_run_member_away_for_ever)."""
-    customer = body.get("customer") if isinstance(body, dict) else None
-    return isinstance(customer, dict) and any(
-        isinstance(customer.get(name), int) and customer[name] > 36500
-        for name in ("days_since_last_purchase", "days_since_enrolment")
-    )
-
-
-def _cursor_beyond_bigint(case: schemathesis.Case) -> bool:
-    """A messages cursor past BIGINT (test_a_messages_cursor_beyond_any_id)."""
-    cursor = (case.query or {}).get("cursor")
-    return case.path.endswith("/messages") and isinstance(cursor, int) and cursor >= 2**63
-
-
-def known_bug(case: schemathesis.Case) -> bool:
-    body = case.body if isinstance(case.body, (dict, list)) else None
-    return _far_from_now(body) or _away_for_ever(body) or _cursor_beyond_bigint(case)
-
-
 def cases() -> list[tuple[str, str, GenerationMode]]:
     """Every operation with valid input; and with invalid input where it takes any (a
     path id, a query or a body): there is nothing to get wrong in GET /healthz."""
@@ -131,7 +93,7 @@ def test_the_live_api_keeps_its_document(
     mode: GenerationMode,
 ) -> None:
     operation = api_schema[path][method]
-    generated = operation.as_strategy(generation_mode=mode).filter(lambda c: not known_bug(c))
+    generated = operation.as_strategy(generation_mode=mode)
 
     @given(case=generated)
     @settings(

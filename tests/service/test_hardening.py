@@ -203,13 +203,6 @@ def test_the_app_serves_no_static_files(client: FlaskClient) -> None:
 # -- found by fuzzing, in code other people own: pinned until fixed (see each reason)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service/event_schema.py: EventSchema.occurred_at has no bounds; a year-1 or "
-    "year-9999 time overflows datetime arithmetic (500). Fix: validate.Range(min=1970-01-01Z, "
-    "max=9000-01-01Z) on occurred_at; then delete this marker and _far_from_now in "
-    "tests/e2e/test_openapi.py.",
-)
 @pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+10:00", "9999-12-31T23:59:59-10:00"])
 def test_an_event_time_out_of_any_range_is_a_422(client: FlaskClient, moment: str) -> None:
     response = post(client, purchase(new_id("far"), "10", occurred_at=moment))
@@ -217,13 +210,6 @@ def test_an_event_time_out_of_any_range_is_a_422(client: FlaskClient, moment: st
     assert_problem(response, 422)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service/event_schema.py: HypotheticalCustomerSchema.days_since_last_purchase and "
-    "days_since_enrolment have no maximum; a huge value overflows timedelta (500). Fix: "
-    "validate.Range(min=0, max=36500); then delete this marker and _away_for_ever in "
-    "tests/e2e/test_openapi.py.",
-)
 def test_a_dry_run_member_away_for_ever_is_a_422(client: FlaskClient) -> None:
     body = {
         "event": purchase(new_id("dry"), "10"),
@@ -244,13 +230,6 @@ def test_a_ledger_cursor_beyond_any_id_is_a_422(client: FlaskClient) -> None:
     assert_problem(response, 422)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service/api/messages.py: MessagesQuery.cursor has no maximum; a cursor beyond "
-    "BIGINT fails in the database (500 on PostgreSQL, OverflowError on SQLite). Fix: "
-    "validate.Range(min=1, max=2**63 - 1) as LedgerQuery has; then delete this marker and "
-    "_cursor_beyond_bigint in tests/e2e/test_openapi.py.",
-)
 def test_a_messages_cursor_beyond_any_id_is_a_422(client: FlaskClient) -> None:
     member = new_id("cur")
     assert post(client, purchase(member, "10")).status_code == 201
