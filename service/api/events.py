@@ -76,6 +76,8 @@ def post_dry_run() -> tuple[Response, int]:
     event = parse_event(body["event"])
     svc = services()
     if "rules" not in body:
-        return jsonify(dry_run(svc.read_uow, svc.rules.active, event, svc.clock, body.get("customer"))), 200
+        return jsonify(
+            dry_run(svc.read_uow, svc.rules.active, event, svc.clock, body.get("customer"))
+        ), 200
     with svc.rules.temporary(body["rules"]) as rules:
         return jsonify(dry_run(svc.read_uow, rules, event, svc.clock, body.get("customer"))), 200

@@ -18,7 +18,5 @@ blueprint = Blueprint("offers", __name__)
 def post_offer_redemption(code: str) -> tuple[Response, int]:
     body = OfferRedemptionRequest().load(json_body())
     svc = services()
-    status, answer = redeem_offer(
-        svc.uow, code, body["customer_id"], body.get("reference"), svc.clock
-    )
+    _, answer = redeem_offer(svc.uow, code, body["customer_id"], body.get("reference"), svc.clock)
     return jsonify(answer), 200

@@ -9,7 +9,8 @@ from decimal import Decimal
 from service.application.ports import LoyaltyStore, MemberRecord
 from service.application.rules_runtime import ActiveRules
 from service.core.customer import CustomerSnapshot
-from service.core.evaluation import BudgetUse, Evaluation, evaluate
+from service.core.effects import Evaluation
+from service.core.evaluation import BudgetUse, evaluate
 from service.core.events import Event
 from service.core.referrals import ReferralContext
 

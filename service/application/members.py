@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime
 
 from service.application.ports import MemberRecord
 from service.core.customer import CustomerSnapshot

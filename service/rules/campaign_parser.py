@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from service.core.conditions import AllOf, Compare, Condition
-from service.core.facts import FIELD_TYPES, NUMBER
 from service.core.programme import (
+    Budget,
     Campaign,
     Limit,
-    Budget,
     Programme,
     Rule,
 )
 from service.rules.condition_parser import ConditionParser
 from service.rules.effect_parser import parse_effects
-from service.rules.problems import Problems, kind_of, suggest
+from service.rules.problems import Problems
 from service.rules.values import read_decimal, read_duration, read_int, read_moment, read_text
-from service.rules.yaml_source import LocatedDict, LocatedList
+from service.rules.yaml_source import LocatedDict
 
 CAMPAIGN_KEYS = ("campaign", "description", "active", "priority", "budget", "rules", "tests")
 RULE_KEYS = ("name", "when", "then", "limit")

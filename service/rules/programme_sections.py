@@ -9,8 +9,8 @@ from service.core.programme import (
     MessageCap,
     MessagingPolicy,
     Offer,
-    Reward,
     ReferralPolicy,
+    Reward,
     RfmPolicy,
 )
 from service.rules.problems import Problems

@@ -264,7 +264,7 @@ class SqlStore(MemberOffersStore, OutboxStore, JobStore):
             .mappings()
             .first()
         )
-        return OrderRecord(**row) if row is not None else None  # type: ignore[arg-type]
+        return OrderRecord(**row) if row is not None else None
 
     def order_awards(self, customer_id: str, order_id: str) -> list[OrderAward]:
         rows = self.db.execute(

@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import BigInteger, DateTime, Dialect, Numeric
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-
 SCALE = Decimal(10_000)
 PLACES = Decimal("0.0001")  # what NUMERIC(18, 4) gives back on PostgreSQL
 
