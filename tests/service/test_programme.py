@@ -228,12 +228,13 @@ def test_twenty_racing_redemptions_never_overdraw(services: Services) -> None:
     client = app_for(services).test_client()
     post(client, purchase("rio", "2400"))  # 2,400 points: room for exactly four coffees
     barrier = threading.Barrier(20, timeout=60)
+    app = app_for(services)  # built once, before the threads: only the requests race
+    clients = [app.test_client() for _ in range(20)]
 
     def redeem(n: int) -> int:
-        own = app_for(services).test_client()
         barrier.wait()
         body = {"reward_id": "free-coffee", "redemption_id": f"race-{n}"}
-        return own.post("/v1/customers/rio/redemptions", json=body, headers=AUTH).status_code
+        return clients[n].post("/v1/customers/rio/redemptions", json=body, headers=AUTH).status_code
 
     with ThreadPoolExecutor(20) as pool:
         statuses = sorted(pool.map(redeem, range(20)))
@@ -376,11 +377,12 @@ def test_a_budget_runs_out_exactly_under_parallel_requests(
     rules = write_rules(tmp_path / "rules", {"small.yaml": campaign})
     with services_for(Settings(database_url=settings.database_url, rules_dir=str(rules))) as svc:
         barrier = threading.Barrier(20, timeout=60)
+        app = app_for(svc)  # built once, before the threads: only the requests race
+        clients = [app.test_client() for _ in range(20)]
 
         def buy(n: int) -> int:
-            client = app_for(svc).test_client()
             barrier.wait()
-            return points_of(post(client, purchase(f"m-{n}", "1")).get_json())
+            return points_of(post(clients[n], purchase(f"m-{n}", "1")).get_json())
 
         with ThreadPoolExecutor(20) as pool:
             granted = list(pool.map(buy, range(20)))
