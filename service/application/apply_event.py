@@ -42,7 +42,7 @@ from service.core.effects import (
 from service.core.errors import EventConflict
 from service.core.evaluation import BudgetUse
 from service.core.events import Event
-from service.core.referrals import referral_refusal
+from service.core.referrals import links_members
 from service.event_schema import event_to_json
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]
@@ -216,7 +216,6 @@ def _record_order(changes: Changes, event: Event, evaluation: Evaluation) -> Non
     )
     # What this purchase adds to its order; storage adds it to a later part of the same
     # order (a split shipment) in the same statement that records a new one.
-    changes.new_order = True
     changes.order = OrderRecord(
         event.customer_id,
         event.order_id,
@@ -278,13 +277,9 @@ def _tiers_and_offers(changes: Changes, evaluation: Evaluation) -> None:
 
 
 def _referral(changes: Changes, event: Event, gathered: Gathered, rules: ActiveRules) -> None:
-    if event.type != "referral" or event.referrer_id is None:
-        return
-    refusal = referral_refusal(
-        event, gathered.snapshot, gathered.referral, rules.ruleset.programme.referrals
-    )
-    if refusal is not None and (
-        "not new" in refusal or "self" in refusal or "not a member" in refusal
+    policy = rules.ruleset.programme.referrals
+    if event.referrer_id is None or not links_members(
+        event, gathered.snapshot, gathered.referral, policy
     ):
         return
     rewarded = event.referrer_id in changes.postings and bool(

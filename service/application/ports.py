@@ -147,8 +147,7 @@ class Changes:
     postings: dict[str, Posting]  # customer_id -> that member's side; the event's member first
     firings: list[str] = field(default_factory=list)
     unfire_event: str | None = None  # a fully refunded purchase gives its limit counts back
-    order: OrderRecord | None = None
-    new_order: bool = False  # `order` holds a purchase's additions, not the whole order
+    order: OrderRecord | None = None  # a purchase's additions to its order; a refund's whole order
     order_awards: list[OrderAward] = field(default_factory=list)
     tier_moves: list[TierMove] = field(default_factory=list)
     offers: list[IssuedOffer] = field(default_factory=list)

@@ -38,7 +38,7 @@ from service.core.evaluation import BudgetUse, Matcher, evaluate
 from service.core.events import Event
 from service.core.ledger import Lot
 from service.core.programme import RuleSet
-from service.core.referrals import ReferralContext, referral_refusal
+from service.core.referrals import ReferralContext, links_members
 
 _FIRING_EFFECTS = (AwardPoints, TagCustomer, IssueOffer)
 __all__ = ["CampaignTally", "CustomerOutcome", "MemberSeed", "Replay", "ReplayResult"]
@@ -359,11 +359,8 @@ class Replay:
         snapshot: CustomerSnapshot,
         referral: ReferralContext | None,
     ) -> None:
-        if event.type != "referral" or event.referrer_id is None:
-            return
         policy = self.ruleset.programme.referrals
-        refusal = referral_refusal(event, snapshot, referral, policy)
-        if refusal is not None and any(w in refusal for w in ("not new", "self", "not a member")):
+        if event.referrer_id is None or not links_members(event, snapshot, referral, policy):
             return
         posting = postings.get(event.referrer_id)
         if posting is not None and posting.ledger:

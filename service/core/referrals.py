@@ -26,20 +26,46 @@ def referral_refusal(
     policy: ReferralPolicy,
 ) -> str | None:
     """Why a referral earns nothing, or None when it may. Only referral events are judged."""
+    judged = _judge(event, referee, context, policy)
+    return judged[0] if judged else None
+
+
+def links_members(
+    event: Event,
+    referee: CustomerSnapshot,
+    context: ReferralContext | None,
+    policy: ReferralPolicy,
+) -> bool:
+    """Does this referral record who referred whom? Yes when it is rewarded, and when only
+    the referrer's cap stopped the reward; not for a self-referral, an unknown referrer, a
+    wrong code or a referee who is not new."""
+    if event.type != "referral" or event.referrer_id is None:
+        return False
+    judged = _judge(event, referee, context, policy)
+    return judged is None or judged[1]
+
+
+def _judge(
+    event: Event,
+    referee: CustomerSnapshot,
+    context: ReferralContext | None,
+    policy: ReferralPolicy,
+) -> tuple[str, bool] | None:
+    """(reason, whether the members are still linked) for a refused referral; None if not."""
     if event.type != "referral":
         return None
     if event.referrer_id == event.customer_id:
-        return "self-referral: a member cannot refer themselves"
+        return "self-referral: a member cannot refer themselves", False
     if context is not None and not context.referrer_known:
-        return f"referrer {event.referrer_id!r} is not a member"
+        return f"referrer {event.referrer_id!r} is not a member", False
     if context is not None and not context.code_matches:
-        return f"code {event.code!r} does not belong to referrer {event.referrer_id!r}"
+        return f"code {event.code!r} does not belong to referrer {event.referrer_id!r}", False
     if policy.require_new_referee and (not referee.is_new or referee.referred_by is not None):
-        return "the referred member is not new"
+        return "the referred member is not new", False
     if policy.max_per_referrer is not None and context is not None:
         recent = context.referrer_rewarded_at
         if policy.per is not None:
             recent = tuple(t for t in recent if abs(event.occurred_at - t) < policy.per)
         if len(recent) >= policy.max_per_referrer:
-            return f"referrer reached the cap of {policy.max_per_referrer} referrals"
+            return f"referrer reached the cap of {policy.max_per_referrer} referrals", True
     return None

@@ -330,7 +330,7 @@ class SqlStore(MemberOffersStore, OutboxStore, JobStore):
                 delete(rule_firings).where(rule_firings.c.event_id == changes.unfire_event)
             )
         if changes.order is not None:
-            self._save_order(changes.order, changes.new_order)
+            self._save_order(changes.order, purchase=event.type == "purchase")
         self._save_order_awards(changes)
         for budget in changes.budgets:
             self.db.execute(

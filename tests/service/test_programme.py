@@ -17,16 +17,13 @@ from service.settings import Settings
 from service.storage.tables import campaign_budgets, member_offers, rule_firings, tier_history
 from tests.conftest import AUTH, FixedClock
 from tests.service.helpers import (
-    SATURDAY,
     WEDNESDAY,
     activity,
-    add_member,
     app_for,
     assert_balanced,
     assert_problem,
     event,
     member_row,
-    new_id,
     points_of,
     post,
     purchase,
@@ -275,12 +272,15 @@ def test_each_refused_referral_says_why_and_rewards_nobody(
         "does not belong": event("referral", "quin", referrer_id="gil", code="WRONGCODE1"),
     }
     for reason, body in cases.items():
+        referee = body["customer_id"]
         answer = client.post("/v1/events?dry_run=true", json=body, headers=AUTH).get_json()
         refused = [t for t in answer["trace"] if t["outcome"] == "refused"]
         assert refused, (reason, answer["trace"])
         assert reason in refused[0]["reason"]
         applied = post(client, body).get_json()
         assert points_of(applied) == 0, reason
+        if referee not in ("gil", "old"):  # a refused referral links nobody to the referrer
+            assert member_row(services.db, referee)["referred_by"] is None, reason
     assert member_row(services.db, "gil")["points_available"] == 10
 
 
@@ -425,4 +425,3 @@ def test_a_budget_as_a_share_of_revenue(tmp_path: Path, settings: Settings) -> N
         # 5% of 100 CNY is 5 points: the award is cut to what the revenue pays for.
         assert points_of(post(client, purchase("s-1", "100")).get_json()) == 5
         assert points_of(post(client, purchase("s-2", "300")).get_json()) == 10
-        _ = SATURDAY, new_id, add_member
