@@ -12,7 +12,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from service.application.gather import Gathered, budgeted, decide, gather, spent_campaigns
+from service.application.gather import (
+    Gathered,
+    budgeted,
+    decide,
+    event_reads,
+    gather,
+    spent_campaigns,
+)
 from service.application.members import segment_after, update_member
 from service.application.messages import event_messages, mark_duplicates
 from service.application.ports import (
@@ -22,6 +29,7 @@ from service.application.ports import (
     IssuedOffer,
     LoyaltyStore,
     MemberRecord,
+    OpenedEvent,
     OrderAward,
     OrderRecord,
     Posting,
@@ -67,13 +75,13 @@ def apply_event(
     digest = body_hash(event)
     try:
         with uow_factory() as uow:
-            member = uow.store.lock_member(event.customer_id, clock())
-            # Looked up under the member's lock: a twin of this event for the same member
-            # that committed while we waited is seen here.
-            earlier = uow.store.find_event(event.event_id)
-            if earlier is not None:
-                return _repeat(earlier, digest)
-            outcome = record_event(uow.store, rules, event, member, digest, clock)
+            # The member's row is locked first; the event is looked up under that lock, so
+            # a twin of this event for the same member that committed while we waited is
+            # seen here.
+            opened = uow.store.open_event(event_reads(rules, event, clock()))
+            if opened.earlier is not None:
+                return _repeat(opened.earlier, digest)
+            outcome = record_event(uow.store, rules, event, opened.member, digest, clock, opened)
             uow.commit()
             return outcome
     except DuplicateEvent:
@@ -101,10 +109,12 @@ def record_event(
     member: MemberRecord,
     digest: str,
     clock: Clock,
+    opened: OpenedEvent | None = None,
 ) -> EventOutcome:
     """Decide and write one event for a member whose row this transaction has locked."""
-    gathered = gather(store, rules, event, member)
-    evaluation, postings = _decide_with_locks(store, rules, event, gathered, member, clock)
+    gathered = gather(store, rules, event, member, opened)
+    budgets = opened.budgets if opened is not None else None
+    evaluation, postings = _decide_with_locks(store, rules, event, gathered, member, clock, budgets)
     changes = Changes(
         event=StoredEvent(
             event.event_id,
@@ -155,6 +165,7 @@ def _decide_with_locks(
     gathered: Gathered,
     member: MemberRecord,
     clock: Clock,
+    budgets_read: dict[str, BudgetUse] | None = None,
 ) -> tuple[Evaluation, dict[str, Posting]]:
     """Evaluate optimistically, then lock what the decision spends and decide again if
     another member's event moved a budget meanwhile.
@@ -162,7 +173,10 @@ def _decide_with_locks(
     Lock order is fixed (the event's member, then referrers, then budgets by campaign id),
     so two events can never wait on each other.
     """
-    budgets = store.budgets_used(budgeted(rules)) if budgeted(rules) else {}
+    if budgets_read is not None:
+        budgets = dict(budgets_read)
+    else:
+        budgets = store.budgets_used(rules.budgeted) if rules.budgeted else {}
     evaluation = decide(rules, gathered, event, budgets)
     postings = {member.customer_id: Posting(member)}
     for other in sorted(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
-from service.application.ports import LoyaltyStore, MemberRecord
+from service.application.ports import EventReads, LoyaltyStore, MemberRecord, OpenedEvent
 from service.application.rules_runtime import ActiveRules
 from service.core.customer import CustomerSnapshot
 from service.core.effects import Evaluation
@@ -21,13 +22,36 @@ class Gathered:
     referral: ReferralContext | None
 
 
-def gather(store: LoyaltyStore, rules: ActiveRules, event: Event, member: MemberRecord) -> Gathered:
+def event_reads(rules: ActiveRules, event: Event, now: datetime) -> EventReads:
+    return EventReads(
+        customer_id=event.customer_id,
+        event_id=event.event_id,
+        now=now,
+        rule_keys=rules.limited,
+        orders_since=event.occurred_at - rules.ruleset.programme.rfm.window,
+        orders_until=event.occurred_at,
+        budgets=rules.budgeted,
+    )
+
+
+def gather(
+    store: LoyaltyStore,
+    rules: ActiveRules,
+    event: Event,
+    member: MemberRecord,
+    opened: OpenedEvent | None = None,
+) -> Gathered:
+    """The member's snapshot for evaluation; from ``opened`` where it was read already."""
     programme = rules.ruleset.programme
     at = event.occurred_at
-    limited = [rule.key for rule in rules.ruleset.rules if rule.limit is not None]
-    firings = store.rule_firings(member.customer_id, limited) if limited else {}
+    if opened is not None:
+        firings = opened.firings
+        spend, orders = opened.recent_spend, opened.recent_orders
+    else:
+        limited = rules.limited
+        firings = store.rule_firings(member.customer_id, limited) if limited else {}
+        spend, orders = store.orders_between(member.customer_id, at - programme.rfm.window, at)
     tiers = programme.tiers
-    spend, orders = store.orders_between(member.customer_id, at - programme.rfm.window, at)
     if tiers.window == programme.rfm.window and tiers.metric in ("spend", "orders"):
         # The same orders answer both: one query instead of two on every event.
         tier_value = spend if tiers.metric == "spend" else Decimal(orders)
@@ -71,7 +95,7 @@ def _referral(store: LoyaltyStore, event: Event) -> ReferralContext | None:
 
 
 def budgeted(rules: ActiveRules) -> list[str]:
-    return sorted(c.id for c in rules.ruleset.campaigns if c.budget is not None)
+    return list(rules.budgeted)
 
 
 def decide(

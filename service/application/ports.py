@@ -138,6 +138,30 @@ class BudgetChange:
     revenue: Decimal = Decimal(0)
 
 
+@dataclass(frozen=True, slots=True)
+class EventReads:
+    """What applying an event reads before deciding, asked for together: storage may
+    answer it in one round trip. The member's row is created if new, and locked."""
+
+    customer_id: str
+    event_id: str
+    now: datetime
+    rule_keys: tuple[str, ...]  # rules with a limit: their firings for the member
+    orders_since: datetime  # the member's orders in (since, until]: spend and count
+    orders_until: datetime
+    budgets: tuple[str, ...]  # budgeted campaigns: what each has used
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedEvent:
+    member: MemberRecord
+    earlier: StoredEvent | None  # the same event_id, already applied
+    firings: dict[str, tuple[datetime, ...]]
+    recent_spend: Decimal
+    recent_orders: int
+    budgets: dict[str, BudgetUse]
+
+
 @dataclass(slots=True)
 class Changes:
     """Everything one event writes, handed to storage in one call."""
@@ -288,6 +312,8 @@ class StoredMessage:
 
 
 class LoyaltyStore(Protocol):
+    def open_event(self, reads: EventReads) -> OpenedEvent: ...
+
     def find_event(self, event_id: str) -> StoredEvent | None: ...
 
     def lock_member(self, customer_id: str, now: datetime) -> MemberRecord: ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from service.core.evaluation import Matcher
 from service.core.programme import RuleSet
@@ -20,6 +20,16 @@ class ActiveRules:
     ruleset: RuleSet
     matcher: Matcher
     cases: tuple[RuleCase, ...]
+    # Asked on every event, so worked out once per version.
+    budgeted: tuple[str, ...] = field(init=False)  # campaigns with a budget, sorted
+    limited: tuple[str, ...] = field(init=False)  # keys of rules with a limit
+
+    def __post_init__(self) -> None:
+        campaigns = self.ruleset.campaigns
+        budgeted = tuple(sorted(c.id for c in campaigns if c.budget is not None))
+        object.__setattr__(self, "budgeted", budgeted)
+        limited = tuple(rule.key for rule in self.ruleset.rules if rule.limit is not None)
+        object.__setattr__(self, "limited", limited)
 
     @property
     def version(self) -> str:

@@ -6,6 +6,8 @@ between processes.
 
 from __future__ import annotations
 
+import fcntl
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,9 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No ping before each checkout: it cost a round trip per request. A connection
+        # found dead fails that one request (a retry with the same event_id is safe), and
+        # SQLAlchemy then discards every pooled connection of the same age.
         pool_recycle=1800,
         # psycopg prepares a statement after it has run this many times on a connection.
         connect_args={"prepare_threshold": 2},
@@ -54,6 +58,8 @@ def _sqlite_engine(url: str) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
+    queue = WriterQueue(Path(path + ".writers")) if path and path != ":memory:" else None
+
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         # Writers take the write lock at the start: a deferred transaction that reads and
@@ -61,7 +67,77 @@ def _sqlite_engine(url: str) -> Engine:
         # Readers begin deferred, so in WAL mode they never wait for a writer.
         if connection.get_execution_options().get("readonly"):
             connection.exec_driver_sql("BEGIN")
-        else:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        if queue is not None:
+            queue.enter(connection.connection.dbapi_connection)
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    if queue is not None:
+        _leave_queue_after_transactions(engine, queue)
 
     return engine
+
+
+class WriterQueue:
+    """Writers to one SQLite file wait their turn on an OS file lock, across threads and
+    gunicorn workers, before BEGIN IMMEDIATE.
+
+    SQLite's own busy handler polls by sleeping (1, 2, 5 ... 100 ms), so writers that
+    collide lose milliseconds each and the lock sits idle in between; ``flock`` wakes the
+    next waiter the moment the lock is free. SQLite's lock still guards the data: the
+    queue only decides who asks first. Each connection opens its own descriptor, since
+    ``flock`` excludes descriptors, not processes.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._held: dict[int, int] = {}  # id(dbapi connection) -> descriptor holding the lock
+
+    def enter(self, dbapi_connection: Any) -> None:
+        key = _key(dbapi_connection)
+        if key in self._held:
+            return
+        descriptor = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(descriptor)
+            raise
+        self._held[key] = descriptor
+
+    def leave(self, dbapi_connection: Any) -> None:
+        descriptor = self._held.pop(_key(dbapi_connection), None)
+        if descriptor is not None:
+            os.close(descriptor)  # closing the descriptor releases the lock
+
+
+def _key(dbapi_connection: Any) -> int:
+    # The pool's proxy (commit, rollback) or the driver's connection itself (checkin).
+    return id(getattr(dbapi_connection, "dbapi_connection", dbapi_connection))
+
+
+def _leave_queue_after_transactions(engine: Engine, queue: WriterQueue) -> None:
+    """Leave the queue once COMMIT or ROLLBACK has run (SQLAlchemy's commit and rollback
+    events fire before it, while SQLite still holds its lock), and when a connection goes
+    back to the pool, whatever happened to it."""
+    dialect = engine.dialect
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def do_commit(dbapi_connection: Any) -> None:
+        try:
+            commit(dbapi_connection)
+        finally:
+            queue.leave(dbapi_connection)
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        try:
+            rollback(dbapi_connection)
+        finally:
+            queue.leave(dbapi_connection)
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(dbapi_connection: Any, _record: Any) -> None:
+        queue.leave(dbapi_connection)

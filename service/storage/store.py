@@ -14,17 +14,30 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from service.application.ports import (
     Changes,
     DuplicateEvent,
+    EventReads,
     EventTrace,
     LedgerRow,
     MemberHistory,
     MemberRecord,
+    OpenedEvent,
     OrderAward,
     OrderRecord,
     Posting,
@@ -33,6 +46,7 @@ from service.application.ports import (
 )
 from service.core.evaluation import BudgetUse
 from service.core.ledger import Lot
+from service.storage.driver import Driver, Row, Statement
 from service.storage.job_store import JobStore
 from service.storage.member_store import MemberOffersStore
 from service.storage.outbox_store import OutboxStore
@@ -93,9 +107,6 @@ SELECT_ORDERS_BETWEEN = select(orders.c.amount, orders.c.refunded_amount).where(
     orders.c.occurred_at > bindparam("b_since", type_=UtcDateTime()),
     orders.c.occurred_at <= bindparam("b_until", type_=UtcDateTime()),
 )
-SELECT_BUDGETS = select(campaign_budgets).where(
-    campaign_budgets.c.campaign.in_(bindparam("b_campaigns", expanding=True))
-)
 SAVE_MEMBER = (
     update(members)
     .where(members.c.customer_id == bindparam("b_customer_id"))
@@ -107,6 +118,7 @@ class SqlStore(MemberOffersStore, OutboxStore, JobStore):
     def __init__(self, connection: Connection) -> None:
         self.db = connection
         self.dialect = connection.dialect.name
+        self.driver = Driver(connection)
 
     def _insert(self, table: Any) -> Any:
         return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
@@ -117,36 +129,47 @@ class SqlStore(MemberOffersStore, OutboxStore, JobStore):
 
     # -- events and members
 
-    def find_event(self, event_id: str) -> StoredEvent | None:
-        row = self.db.execute(SELECT_EVENT, {"b_event_id": event_id}).mappings().first()
-        if row is None:
-            return None
-        return StoredEvent(
-            row["event_id"],
-            row["customer_id"],
-            row["type"],
-            row["occurred_at"],
-            row["body_hash"],
-            row["payload"],
-            row["result"],
-            row["rules_version"],
+    def open_event(self, reads: EventReads) -> OpenedEvent:
+        """Lock (or create) the member, then read the event, the limited rules' firings,
+        the recent orders and the budgets: one pipeline on PostgreSQL."""
+        batch: list[tuple[Statement, dict[str, Any]]] = [
+            (FAST_LOCK_MEMBER, _new_member(reads.customer_id, reads.now)),
+            (FAST_SELECT_EVENT, {"b_event_id": reads.event_id}),
+            (
+                FAST_ORDERS_BETWEEN,
+                {
+                    "b_customer_id": reads.customer_id,
+                    "b_since": reads.orders_since,
+                    "b_until": reads.orders_until,
+                },
+            ),
+        ]
+        if reads.rule_keys:
+            batch.append(
+                (FAST_FIRINGS, {"b_customer_id": reads.customer_id, "b_keys": reads.rule_keys})
+            )
+        if reads.budgets:
+            batch.append((FAST_BUDGETS, {"b_campaigns": reads.budgets}))
+        member, event, orders_rows, *rest = self.driver.fetch_all(batch)
+        firings = _firings(rest.pop(0)) if reads.rule_keys else {}
+        budgets = _budgets(rest.pop(0)) if reads.budgets else {}
+        spend, count = _recent(orders_rows)
+        return OpenedEvent(
+            member=_member_from_row(member[0]),
+            earlier=_stored_event(event[0]) if event else None,
+            firings=firings,
+            recent_spend=spend,
+            recent_orders=count,
+            budgets=budgets,
         )
 
+    def find_event(self, event_id: str) -> StoredEvent | None:
+        rows = self.driver.fetch(FAST_SELECT_EVENT, {"b_event_id": event_id})
+        return _stored_event(rows[0]) if rows else None
+
     def lock_member(self, customer_id: str, now: datetime) -> MemberRecord:
-        values = {
-            "customer_id": customer_id,
-            "first_seen_at": now,
-            "tags": [],
-            "points_available": 0,
-            "points_pending": 0,
-            "points_debt": 0,
-            "lifetime_spend": Decimal(0),
-            "order_count": 0,
-            "events_applied": 0,
-            "referral_code": "".join(secrets.choice(CODE_ALPHABET) for _ in range(10)),
-        }
-        row = self.db.execute(_upsert_member(self.dialect), values).mappings().one()
-        return _member(row)
+        rows = self.driver.fetch(FAST_LOCK_MEMBER, _new_member(customer_id, now))
+        return _member_from_row(rows[0])
 
     def read_member(self, customer_id: str) -> MemberRecord | None:
         query = select(members).where(members.c.customer_id == customer_id)
@@ -164,13 +187,12 @@ class SqlStore(MemberOffersStore, OutboxStore, JobStore):
     def rule_firings(
         self, customer_id: str, rule_keys: Iterable[str]
     ) -> dict[str, tuple[datetime, ...]]:
-        rows = self.db.execute(
-            SELECT_FIRINGS, {"b_customer_id": customer_id, "b_keys": list(rule_keys)}
+        keys = tuple(rule_keys)
+        if not keys:
+            return {}
+        return _firings(
+            self.driver.fetch(FAST_FIRINGS, {"b_customer_id": customer_id, "b_keys": keys})
         )
-        found: dict[str, list[datetime]] = defaultdict(list)
-        for key, at in rows:
-            found[key].append(at)
-        return {key: tuple(times) for key, times in found.items()}
 
     def tier_value(
         self, customer_id: str, metric: str, since: datetime, until: datetime
@@ -191,12 +213,11 @@ class SqlStore(MemberOffersStore, OutboxStore, JobStore):
     def orders_between(
         self, customer_id: str, since: datetime, until: datetime
     ) -> tuple[Decimal, int]:
-        rows = self.db.execute(
-            SELECT_ORDERS_BETWEEN,
+        rows = self.driver.fetch(
+            FAST_ORDERS_BETWEEN,
             {"b_customer_id": customer_id, "b_since": since, "b_until": until},
-        ).all()
-        kept = [(amount, refunded) for amount, refunded in rows if refunded < amount]
-        return sum((a - r for a, r in kept), Decimal(0)), len(kept)
+        )
+        return _recent(rows)
 
     def referrals_rewarded(self, referrer_id: str) -> tuple[datetime, ...]:
         rows = self.db.execute(
@@ -209,11 +230,10 @@ class SqlStore(MemberOffersStore, OutboxStore, JobStore):
     # -- budgets
 
     def budgets_used(self, campaigns: Iterable[str]) -> dict[str, BudgetUse]:
-        rows = self.db.execute(SELECT_BUDGETS, {"b_campaigns": list(campaigns)}).mappings()
-        return {
-            r["campaign"]: BudgetUse(r["points_used"], r["offers_issued"], r["revenue"])
-            for r in rows
-        }
+        names = tuple(campaigns)
+        if not names:
+            return {}
+        return _budgets(self.driver.fetch(FAST_BUDGETS, {"b_campaigns": names}))
 
     def lock_budgets(self, campaigns: Iterable[str]) -> dict[str, BudgetUse]:
         names = sorted(campaigns)
@@ -289,11 +309,13 @@ class SqlStore(MemberOffersStore, OutboxStore, JobStore):
     # -- writing one event's changes
 
     def apply(self, changes: Changes) -> None:
+        """Write one event's changes. The common ones (event, lots, ledger, balances,
+        firings, order, budgets) go as one batch: one round trip on PostgreSQL."""
         now = datetime.now(UTC)
         event = changes.event
-        try:
-            self.db.execute(
-                INSERT_EVENT,
+        batch: list[tuple[Statement, dict[str, Any]]] = [
+            (
+                FAST_INSERT_EVENT,
                 {
                     "event_id": event.event_id,
                     "customer_id": event.customer_id,
@@ -306,42 +328,52 @@ class SqlStore(MemberOffersStore, OutboxStore, JobStore):
                     "rules_version": event.rules_version,
                 },
             )
-        except IntegrityError as error:
-            raise DuplicateEvent(event.event_id) from error
+        ]
         for posting in changes.postings.values():
-            self.write_posting(
-                posting, event.event_id, event.occurred_at, changes.rules_version, now
+            batch.extend(
+                _posting_batch(
+                    posting, event.event_id, event.occurred_at, changes.rules_version, now
+                )
             )
-        if changes.firings:
-            self.db.execute(
-                INSERT_FIRING,
-                [
+        for key in changes.firings:
+            batch.append(
+                (
+                    FAST_INSERT_FIRING,
                     {
                         "customer_id": event.customer_id,
                         "rule_key": key,
                         "occurred_at": event.occurred_at,
                         "event_id": event.event_id,
-                    }
-                    for key in changes.firings
-                ],
+                    },
+                )
             )
+        if changes.order is not None and event.type == "purchase":
+            batch.append(_order_addition(changes.order))
+            batch.extend(_order_award_additions(changes))
+        for budget in changes.budgets:
+            batch.append(
+                (
+                    FAST_SPEND_BUDGET,
+                    {
+                        "b_campaign": budget.campaign,
+                        "b_points": budget.points,
+                        "b_offers": budget.offers,
+                        "b_revenue": budget.revenue,
+                    },
+                )
+            )
+        try:
+            self.driver.fetch_all(batch, want_rows=False)
+        except IntegrityError as error:
+            if _is_event_id_taken(error):
+                raise DuplicateEvent(event.event_id) from error
+            raise
         if changes.unfire_event is not None:
             self.db.execute(
                 delete(rule_firings).where(rule_firings.c.event_id == changes.unfire_event)
             )
-        if changes.order is not None:
-            self._save_order(changes.order, purchase=event.type == "purchase")
-        self._save_order_awards(changes)
-        for budget in changes.budgets:
-            self.db.execute(
-                SPEND_BUDGET,
-                {
-                    "b_campaign": budget.campaign,
-                    "b_points": budget.points,
-                    "b_offers": budget.offers,
-                    "b_revenue": budget.revenue,
-                },
-            )
+        if changes.order is not None and event.type != "purchase":
+            self._save_refunded_order(changes)
         for move in changes.tier_moves:
             self.db.execute(
                 insert(tier_history).values(
@@ -392,107 +424,41 @@ class SqlStore(MemberOffersStore, OutboxStore, JobStore):
         now: datetime,
     ) -> None:
         """One member's lots, ledger lines and balances (also used by jobs and redemptions)."""
-        member = posting.member
-        lot_ids = []
-        for lot in posting.new_lots:
-            lot_ids.append(
-                self.db.execute(
-                    INSERT_LOT,
-                    {
-                        "customer_id": member.customer_id,
-                        "event_id": event_id or "",
-                        "order_id": lot.order_id,
-                        "earned_at": lot.earned_at,
-                        "available_at": lot.available_at,
-                        "expires_at": lot.expires_at,
-                        "points": lot.points,
-                        "remaining": lot.points,
-                        "pending": int(lot.pending),
-                    },
-                ).scalar_one()
-            )
-        for take in posting.takes:
-            self.db.execute(TAKE_FROM_LOT, {"b_lot": take.lot_id, "b_points": take.points})
-        if posting.ledger:
-            self.db.execute(
-                INSERT_LEDGER,
-                [
-                    {
-                        "customer_id": member.customer_id,
-                        "kind": line.kind,
-                        "points": line.points,
-                        "debt": line.debt,
-                        "event_id": event_id,
-                        "campaign": line.campaign,
-                        "rule": line.rule,
-                        "rules_version": version,
-                        "order_id": line.order_id,
-                        "note": line.note,
-                        "lot_id": lot_ids[line.new_lot]
-                        if line.new_lot is not None
-                        else line.lot_id,
-                        "occurred_at": occurred_at,
-                        "recorded_at": now,
-                    }
-                    for line in posting.ledger
-                ],
-            )
-        self.save_member(member)
+        self.driver.fetch_all(
+            _posting_batch(posting, event_id, occurred_at, version, now), want_rows=False
+        )
 
     def save_member(self, member: MemberRecord) -> None:
         values = {name: getattr(member, name) for name in MEMBER_FIELDS[1:]}
         self.db.execute(SAVE_MEMBER, {"b_customer_id": member.customer_id, **values})
 
-    def _save_order(self, order: OrderRecord, purchase: bool) -> None:
-        values = {
-            "amount": order.amount,
-            "occurred_at": order.occurred_at,
-            "points_earned": order.points_earned,
-            "points_clawed": order.points_clawed,
-            "refunded_amount": order.refunded_amount,
-        }
-        if purchase:
-            keys = {"customer_id": order.customer_id, "order_id": order.order_id}
-            self.db.execute(
-                _add_to_order(self.dialect), {**keys, "event_id": order.event_id, **values}
-            )
-            return
+    def _save_refunded_order(self, changes: Changes) -> None:
+        """A refund's order: what is refunded and clawed back, and what each campaign's
+        budget got back."""
+        order = changes.order
+        assert order is not None
         self.db.execute(
             update(orders)
             .where(
                 and_(orders.c.customer_id == order.customer_id, orders.c.order_id == order.order_id)
             )
-            .values(values)
+            .values(
+                amount=order.amount,
+                occurred_at=order.occurred_at,
+                points_earned=order.points_earned,
+                points_clawed=order.points_clawed,
+                refunded_amount=order.refunded_amount,
+            )
         )
-
-    def _save_order_awards(self, changes: Changes) -> None:
-        order = changes.order
-        if order is None:
-            return
         for award in changes.order_awards:
-            if changes.event.type == "refund":
-                self.db.execute(
-                    update(order_awards)
-                    .where(
-                        order_awards.c.customer_id == order.customer_id,
-                        order_awards.c.order_id == order.order_id,
-                        order_awards.c.campaign == award.campaign,
-                    )
-                    .values(points_returned=award.points_returned)
-                )
-                continue
-            # Another part of the same order adds to what the campaign gave on it.
             self.db.execute(
-                _add_to_order_award(self.dialect),
-                {
-                    "customer_id": order.customer_id,
-                    "order_id": order.order_id,
-                    "campaign": award.campaign,
-                    "points": award.points,
-                    "points_returned": award.points_returned,
-                    "revenue": award.revenue,
-                    "event_id": award.event_id,
-                },
+                update(order_awards)
+                .where(
+                    order_awards.c.customer_id == order.customer_id,
+                    order_awards.c.order_id == order.order_id,
+                    order_awards.c.campaign == award.campaign,
+                )
+                .values(points_returned=award.points_returned)
             )
 
     # -- reads for the API
@@ -760,7 +726,184 @@ def _upsert_member(dialect: str) -> Any:
     ).returning(*members.c)
 
 
+def _posting_batch(
+    posting: Posting,
+    event_id: str | None,
+    occurred_at: datetime,
+    version: str | None,
+    now: datetime,
+) -> list[tuple[Statement, dict[str, Any]]]:
+    """One member's lots, ledger lines and balances, in ledger order. A line about a new
+    lot follows that lot's insert and takes its id from it (the id the database has
+    just given in this session), so no answer is awaited in between."""
+    member = posting.member
+    batch: list[tuple[Statement, dict[str, Any]]] = []
+
+    def lot(index: int) -> tuple[Statement, dict[str, Any]]:
+        new = posting.new_lots[index]
+        return (
+            FAST_INSERT_LOT,
+            {
+                "customer_id": member.customer_id,
+                "event_id": event_id or "",
+                "order_id": new.order_id,
+                "earned_at": new.earned_at,
+                "available_at": new.available_at,
+                "expires_at": new.expires_at,
+                "points": new.points,
+                "remaining": new.points,
+                "pending": int(new.pending),
+            },
+        )
+
+    referenced = {line.new_lot for line in posting.ledger if line.new_lot is not None}
+    batch.extend(lot(i) for i in range(len(posting.new_lots)) if i not in referenced)
+    for take in posting.takes:
+        batch.append((FAST_TAKE_FROM_LOT, {"b_lot": take.lot_id, "b_points": take.points}))
+    for line in posting.ledger:
+        values = {
+            "customer_id": member.customer_id,
+            "kind": line.kind,
+            "points": line.points,
+            "debt": line.debt,
+            "event_id": event_id,
+            "campaign": line.campaign,
+            "rule": line.rule,
+            "rules_version": version,
+            "order_id": line.order_id,
+            "note": line.note,
+            "occurred_at": occurred_at,
+            "recorded_at": now,
+        }
+        if line.new_lot is not None:
+            batch.append(lot(line.new_lot))
+            batch.append((FAST_INSERT_LEDGER_FOR_NEW_LOT, values))
+        else:
+            batch.append((FAST_INSERT_LEDGER, {**values, "lot_id": line.lot_id}))
+    values = {name: getattr(member, name) for name in MEMBER_FIELDS[1:]}
+    batch.append((FAST_SAVE_MEMBER, {"b_customer_id": member.customer_id, **values}))
+    return batch
+
+
+def _order_addition(order: OrderRecord) -> tuple[Statement, dict[str, Any]]:
+    return (
+        FAST_ADD_TO_ORDER,
+        {
+            "customer_id": order.customer_id,
+            "order_id": order.order_id,
+            "event_id": order.event_id,
+            "amount": order.amount,
+            "occurred_at": order.occurred_at,
+            "points_earned": order.points_earned,
+            "points_clawed": order.points_clawed,
+            "refunded_amount": order.refunded_amount,
+        },
+    )
+
+
+def _order_award_additions(changes: Changes) -> list[tuple[Statement, dict[str, Any]]]:
+    # Another part of the same order adds to what the campaign gave on it.
+    order = changes.order
+    assert order is not None
+    return [
+        (
+            FAST_ADD_TO_ORDER_AWARD,
+            {
+                "customer_id": order.customer_id,
+                "order_id": order.order_id,
+                "campaign": award.campaign,
+                "points": award.points,
+                "points_returned": award.points_returned,
+                "revenue": award.revenue,
+                "event_id": award.event_id,
+            },
+        )
+        for award in changes.order_awards
+    ]
+
+
+def _is_event_id_taken(error: IntegrityError) -> bool:
+    """The event's own insert hit the key of an event already stored (not another
+    constraint of the batch)."""
+    text = str(error.orig)
+    return "pk_events" in text or "events.event_id" in text
+
+
+def _new_member(customer_id: str, now: datetime) -> dict[str, Any]:
+    return {
+        "customer_id": customer_id,
+        "first_seen_at": now,
+        "tags": [],
+        "points_available": 0,
+        "points_pending": 0,
+        "points_debt": 0,
+        "lifetime_spend": Decimal(0),
+        "order_count": 0,
+        "events_applied": 0,
+        "referral_code": "".join(secrets.choice(CODE_ALPHABET) for _ in range(10)),
+    }
+
+
+def _member_from_row(row: Row) -> MemberRecord:
+    return _member(dict(zip(MEMBER_FIELDS, row, strict=True)))
+
+
+def _stored_event(row: Row) -> StoredEvent:
+    return StoredEvent(row[0], row[1], row[2], row[3], row[5], row[6], row[7], row[8])
+
+
+def _firings(rows: Sequence[Row]) -> dict[str, tuple[datetime, ...]]:
+    found: dict[str, list[datetime]] = defaultdict(list)
+    for key, at in rows:
+        found[key].append(at)
+    return {key: tuple(times) for key, times in found.items()}
+
+
+def _recent(rows: Sequence[Row]) -> tuple[Decimal, int]:
+    kept = [(amount, refunded) for amount, refunded in rows if refunded < amount]
+    return sum((a - r for a, r in kept), Decimal(0)), len(kept)
+
+
+def _budgets(rows: Sequence[Row]) -> dict[str, BudgetUse]:
+    return {
+        campaign: BudgetUse(points, offers, revenue) for campaign, points, offers, revenue in rows
+    }
+
+
 def _member(row: Any) -> MemberRecord:
     data = dict(row)
     data["tags"] = list(data.get("tags") or [])
     return MemberRecord(**data)
+
+
+# The same, run on the driver's cursor (service.storage.driver): the event path's reads.
+FAST_LOCK_MEMBER = Statement(lambda dialect: _upsert_member(dialect))
+FAST_SELECT_EVENT = Statement(SELECT_EVENT)
+FAST_FIRINGS = Statement(SELECT_FIRINGS)
+FAST_ORDERS_BETWEEN = Statement(SELECT_ORDERS_BETWEEN)
+FAST_INSERT_EVENT = Statement(INSERT_EVENT)
+FAST_INSERT_FIRING = Statement(INSERT_FIRING)
+FAST_INSERT_LOT = Statement(insert(point_lots))
+FAST_INSERT_LEDGER = Statement(INSERT_LEDGER)
+FAST_INSERT_LEDGER_FOR_NEW_LOT = Statement(
+    lambda dialect: insert(ledger_entries).values(
+        lot_id=literal_column(
+            "currval(pg_get_serial_sequence('point_lots', 'id'))"
+            if dialect == "postgresql"
+            else "last_insert_rowid()"
+        )
+    )
+)
+FAST_TAKE_FROM_LOT = Statement(TAKE_FROM_LOT)
+FAST_SAVE_MEMBER = Statement(SAVE_MEMBER)
+FAST_SPEND_BUDGET = Statement(SPEND_BUDGET)
+FAST_ADD_TO_ORDER = Statement(lambda dialect: _add_to_order(dialect))
+FAST_ADD_TO_ORDER_AWARD = Statement(lambda dialect: _add_to_order_award(dialect))
+FAST_BUDGETS = Statement(
+    select(
+        campaign_budgets.c.campaign,
+        campaign_budgets.c.points_used,
+        campaign_budgets.c.offers_issued,
+        campaign_budgets.c.revenue,
+    ).where(campaign_budgets.c.campaign.in_(bindparam("b_campaigns", expanding=True)))
+)

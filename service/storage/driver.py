@@ -1,0 +1,190 @@
+"""The event path's statements, run on the database driver's own cursor.
+
+Statements stay SQLAlchemy Core (one definition for both databases); each is compiled
+once per dialect, with its bind and result processors, and then run without SQLAlchemy's
+per-execution machinery, which cost more than SQLite took to run the statement. On
+PostgreSQL a group of statements goes out in one psycopg pipeline: one round trip
+instead of one per statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Dialect
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import ClauseElement
+
+Processor = Callable[[Any], Any] | None
+Params = Mapping[str, Any]
+Row = tuple[Any, ...]
+POSTCOMPILE = "__[POSTCOMPILE_{}]"
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    sql: str
+    names: tuple[str, ...]  # parameter order (positional drivers)
+    positional: bool
+    binds: dict[str, Processor]
+    result_types: tuple[Any, ...]
+    lists: tuple[str, ...]  # expanding IN parameters
+    dialect: Dialect
+    # Result processors by the driver's column type codes (PostgreSQL's numeric
+    # processor depends on the column's type oid).
+    results: dict[tuple[Any, ...], tuple[Processor, ...]]
+
+    def render(self, params: Params) -> tuple[str, Any]:
+        sql = self.sql
+        for name in self.lists:
+            count = len(params[name])
+            if count == 0:
+                raise ValueError(f"{name}: an IN list needs at least one value")
+            token = POSTCOMPILE.format(name)
+            marks = [f"%({name}_{i})s" if not self.positional else "?" for i in range(count)]
+            sql = sql.replace(token, ", ".join(marks))
+        if self.positional:
+            values: list[Any] = []
+            for name in self.names:
+                value = params[name]
+                if name in self.lists:
+                    values.extend(self._bound(name, v) for v in value)
+                else:
+                    values.append(self._bound(name, value))
+            return sql, values
+        named: dict[str, Any] = {}
+        for name, value in params.items():
+            if name in self.lists:
+                for i, item in enumerate(value):
+                    named[f"{name}_{i}"] = self._bound(name, item)
+            else:
+                named[name] = self._bound(name, value)
+        return sql, named
+
+    def _bound(self, name: str, value: Any) -> Any:
+        processor = self.binds.get(name)
+        return processor(value) if processor is not None and value is not None else value
+
+    def rows(self, description: Sequence[Any], raw: Sequence[Row]) -> list[Row]:
+        codes = tuple(column[1] for column in description)
+        processors = self.results.get(codes)
+        if processors is None:
+            processors = tuple(
+                kind._cached_result_processor(self.dialect, code)
+                for kind, code in zip(self.result_types, codes, strict=True)
+            )
+            self.results[codes] = processors
+        if not any(processors):
+            return [tuple(row) for row in raw]
+        return [
+            tuple(p(v) if p is not None else v for p, v in zip(processors, row, strict=True))
+            for row in raw
+        ]
+
+
+class Statement:
+    """A Core statement compiled lazily for each dialect (and each set of inserted
+    columns), cached for the life of the process. ``statement`` is the statement, or a
+    function of the dialect's name giving it (upserts are written per dialect)."""
+
+    def __init__(self, statement: ClauseElement | Callable[[str], ClauseElement]) -> None:
+        self._statement = statement
+        self._compiled: dict[tuple[str, tuple[str, ...]], _Compiled] = {}
+
+    def for_dialect(self, name: str) -> ClauseElement:
+        if isinstance(self._statement, ClauseElement):
+            return self._statement
+        return self._statement(name)
+
+    def compiled(self, dialect: Dialect, keys: tuple[str, ...]) -> _Compiled:
+        found = self._compiled.get((dialect.name, keys))
+        if found is None:
+            found = self._compile(dialect, keys)
+            self._compiled[(dialect.name, keys)] = found
+        return found
+
+    def _compile(self, dialect: Dialect, keys: tuple[str, ...]) -> _Compiled:
+        statement = self.for_dialect(dialect.name)
+        compiled: Any = statement.compile(dialect=dialect, column_keys=list(keys))
+        binds = dict(compiled._bind_processors)
+        lists = tuple(name for name, bind in compiled.binds.items() if bind.expanding)
+        for name in lists:
+            element_type = compiled.binds[name].type
+            binds[name] = element_type._cached_bind_processor(dialect)
+        return _Compiled(
+            compiled.string,
+            tuple(compiled.positiontup or ()),
+            dialect.paramstyle == "qmark",
+            binds,
+            tuple(column[3] for column in compiled._result_columns),
+            lists,
+            dialect,
+            {},
+        )
+
+
+class Driver:
+    """Runs Statements on the driver connection under an open SQLAlchemy transaction."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._dialect = connection.dialect
+        self._raw: Any = None
+        self.pipelines = self._dialect.name == "postgresql"
+
+    @property
+    def raw(self) -> Any:
+        if self._raw is None:
+            self._raw = self._connection.connection.driver_connection
+        return self._raw
+
+    def fetch(self, statement: Statement, params: Params) -> list[Row]:
+        return self.fetch_all([(statement, params)])[0]
+
+    def execute(self, statement: Statement, params: Params) -> None:
+        self.fetch_all([(statement, params)], want_rows=False)
+
+    def fetch_all(
+        self, batch: Sequence[tuple[Statement, Params]], *, want_rows: bool = True
+    ) -> list[list[Row]]:
+        """Run the statements in order; on PostgreSQL in one pipeline (one round trip).
+        A unique-key violation raises SQLAlchemy's IntegrityError, as Connection.execute."""
+        prepared = []
+        for statement, params in batch:
+            compiled = statement.compiled(self._dialect, self._keys(statement, params))
+            prepared.append((compiled, *compiled.render(params)))
+        cursors = []
+        try:
+            with self._pipeline():
+                for _compiled, sql, values in prepared:
+                    cursor = self.raw.cursor()
+                    cursors.append(cursor)
+                    cursor.execute(sql, values)
+            if not want_rows:
+                return []
+            return [
+                compiled.rows(cursor.description, cursor.fetchall())
+                if cursor.description is not None
+                else []
+                for (compiled, _sql, _values), cursor in zip(prepared, cursors, strict=True)
+            ]
+        except self._dialect.loaded_dbapi.IntegrityError as error:
+            raise IntegrityError(prepared[len(cursors) - 1][1], None, error) from error
+        finally:
+            for cursor in cursors:
+                cursor.close()
+
+    def _keys(self, statement: Statement, params: Params) -> tuple[str, ...]:
+        # Inserts compile for the columns given; other statements bind their own parameters.
+        clause = statement.for_dialect(self._dialect.name)
+        return tuple(params) if getattr(clause, "is_insert", False) else ()
+
+    @contextmanager
+    def _pipeline(self) -> Iterator[None]:
+        with ExitStack() as stack:
+            if self.pipelines:
+                stack.enter_context(self.raw.pipeline())
+            yield
