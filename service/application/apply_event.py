@@ -64,15 +64,18 @@ class EventOutcome:
     evaluation: Evaluation | None = None  # None for a duplicate
 
 
-def body_hash(event: Event) -> str:
-    canonical = json.dumps(event_to_json(event), sort_keys=True, separators=(",", ":"))
+def body_hash(event: Event, payload: dict[str, Any] | None = None) -> str:
+    """``payload``: the event's canonical JSON, when the caller has it already."""
+    body = payload if payload is not None else event_to_json(event)
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def apply_event(
     uow_factory: UnitOfWorkFactory, rules: ActiveRules, event: Event, clock: Clock
 ) -> EventOutcome:
-    digest = body_hash(event)
+    payload = event_to_json(event)
+    digest = body_hash(event, payload)
     try:
         with uow_factory() as uow:
             # The member's row is locked first; the event is looked up under that lock, so
@@ -81,7 +84,9 @@ def apply_event(
             opened = uow.store.open_event(event_reads(rules, event, clock()))
             if opened.earlier is not None:
                 return _repeat(opened.earlier, digest)
-            outcome = record_event(uow.store, rules, event, opened.member, digest, clock, opened)
+            outcome = record_event(
+                uow.store, rules, event, opened.member, digest, clock, opened, payload
+            )
             uow.commit()
             return outcome
     except DuplicateEvent:
@@ -110,6 +115,7 @@ def record_event(
     digest: str,
     clock: Clock,
     opened: OpenedEvent | None = None,
+    payload: dict[str, Any] | None = None,
 ) -> EventOutcome:
     """Decide and write one event for a member whose row this transaction has locked."""
     gathered = gather(store, rules, event, member, opened)
@@ -122,7 +128,7 @@ def record_event(
             event.type,
             event.occurred_at,
             digest,
-            event_to_json(event),
+            payload if payload is not None else event_to_json(event),
             {},
             rules.version,
         ),

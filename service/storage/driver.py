@@ -3,14 +3,13 @@
 Statements stay SQLAlchemy Core (one definition for both databases); each is compiled
 once per dialect, with its bind and result processors, and then run without SQLAlchemy's
 per-execution machinery, which cost more than SQLite took to run the statement. On
-PostgreSQL a group of statements goes out in one psycopg pipeline: one round trip
-instead of one per statement.
+PostgreSQL a group of statements goes out as one text: one round trip instead of one
+per statement.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,12 +91,16 @@ class Statement:
 
     def __init__(self, statement: ClauseElement | Callable[[str], ClauseElement]) -> None:
         self._statement = statement
+        self._built: dict[str, ClauseElement] = {}
         self._compiled: dict[tuple[str, tuple[str, ...]], _Compiled] = {}
 
     def for_dialect(self, name: str) -> ClauseElement:
         if isinstance(self._statement, ClauseElement):
             return self._statement
-        return self._statement(name)
+        built = self._built.get(name)
+        if built is None:
+            built = self._built[name] = self._statement(name)
+        return built
 
     def compiled(self, dialect: Dialect, keys: tuple[str, ...]) -> _Compiled:
         found = self._compiled.get((dialect.name, keys))
@@ -133,7 +136,7 @@ class Driver:
         self._connection = connection
         self._dialect = connection.dialect
         self._raw: Any = None
-        self.pipelines = self._dialect.name == "postgresql"
+        self.joins = self._dialect.name == "postgresql"
 
     @property
     def raw(self) -> Any:
@@ -150,41 +153,64 @@ class Driver:
     def fetch_all(
         self, batch: Sequence[tuple[Statement, Params]], *, want_rows: bool = True
     ) -> list[list[Row]]:
-        """Run the statements in order; on PostgreSQL in one pipeline (one round trip).
-        A unique-key violation raises SQLAlchemy's IntegrityError, as Connection.execute."""
+        """Run the statements in order; on PostgreSQL as one multi-statement query (one
+        round trip). A unique-key violation raises SQLAlchemy's IntegrityError, as
+        Connection.execute does."""
         prepared = []
         for statement, params in batch:
             compiled = statement.compiled(self._dialect, self._keys(statement, params))
             prepared.append((compiled, *compiled.render(params)))
-        cursors = []
         try:
-            with self._pipeline():
-                for _compiled, sql, values in prepared:
-                    cursor = self.raw.cursor()
-                    cursors.append(cursor)
-                    cursor.execute(sql, values)
+            if self.joins:
+                return self._joined(prepared, want_rows)
+            return self._one_by_one(prepared, want_rows)
+        except self._dialect.loaded_dbapi.IntegrityError as error:
+            raise IntegrityError("a batch of the event path", None, error) from error
+
+    def _one_by_one(
+        self, prepared: list[tuple[_Compiled, str, Any]], want_rows: bool
+    ) -> list[list[Row]]:
+        answers = []
+        cursor = self.raw.cursor()
+        try:
+            for compiled, sql, values in prepared:
+                cursor.execute(sql, values)
+                if want_rows:
+                    description = cursor.description
+                    rows = cursor.fetchall() if description is not None else []
+                    answers.append(compiled.rows(description, rows) if rows else [])
+        finally:
+            cursor.close()
+        return answers
+
+    def _joined(
+        self, prepared: list[tuple[_Compiled, str, Any]], want_rows: bool
+    ) -> list[list[Row]]:
+        # psycopg's pipeline mode would also make one round trip, but it polls the socket
+        # for writing while it waits, spinning a core; one text of several statements,
+        # with values quoted by libpq on the client, waits like any query.
+        cursor = self._client_cursor()
+        try:
+            text = ";\n".join(cursor.mogrify(sql, values) for _c, sql, values in prepared)
+            cursor.execute(text.encode(), prepare=False)
             if not want_rows:
                 return []
-            return [
-                compiled.rows(cursor.description, cursor.fetchall())
-                if cursor.description is not None
-                else []
-                for (compiled, _sql, _values), cursor in zip(prepared, cursors, strict=True)
-            ]
-        except self._dialect.loaded_dbapi.IntegrityError as error:
-            raise IntegrityError(prepared[len(cursors) - 1][1], None, error) from error
+            answers = []
+            for compiled, _sql, _values in prepared:
+                description = cursor.description
+                rows = cursor.fetchall() if description is not None else []
+                answers.append(compiled.rows(description, rows) if rows else [])
+                cursor.nextset()
+            return answers
         finally:
-            for cursor in cursors:
-                cursor.close()
+            cursor.close()
+
+    def _client_cursor(self) -> Any:
+        import psycopg
+
+        return psycopg.ClientCursor(self.raw)
 
     def _keys(self, statement: Statement, params: Params) -> tuple[str, ...]:
         # Inserts compile for the columns given; other statements bind their own parameters.
         clause = statement.for_dialect(self._dialect.name)
         return tuple(params) if getattr(clause, "is_insert", False) else ()
-
-    @contextmanager
-    def _pipeline(self) -> Iterator[None]:
-        with ExitStack() as stack:
-            if self.pipelines:
-                stack.enter_context(self.raw.pipeline())
-            yield
