@@ -11,10 +11,11 @@ from service.api import rules_admin
 from service.api.auth import require
 from service.api.request_body import json_body
 from service.api.schemas import BatchRequest, DryRunFlag, DryRunRequest
-from service.application.apply_event import apply_event
+from service.application.apply_event import EventOutcome, apply_batch, apply_event
 from service.application.dry_run import dry_run
 from service.bootstrap import Services
 from service.core.errors import EventConflict
+from service.core.events import Event
 from service.event_schema import parse_event
 
 blueprint = Blueprint("events", __name__)
@@ -42,26 +43,33 @@ def post_event() -> tuple[Response, int]:
 def post_batch() -> tuple[Response, int]:
     body = BatchRequest().load(json_body())
     svc = services()
-    rules = svc.rules.active
-    return jsonify({"results": [_one(svc, rules, raw) for raw in body["events"]]}), 200
+    results: list[dict[str, Any] | None] = []
+    valid: list[tuple[int, Event]] = []
+    for raw in body["events"]:
+        try:
+            valid.append((len(results), parse_event(raw)))
+            results.append(None)
+        except ValidationError as error:
+            results.append(
+                {
+                    "status": "rejected",
+                    "http_status": 422,
+                    "errors": error.messages,
+                    "event_id": raw.get("event_id") if isinstance(raw, dict) else None,
+                }
+            )
+    outcomes = apply_batch(svc.uow, svc.rules.active, [event for _, event in valid], svc.clock)
+    for (position, event), outcome in zip(valid, outcomes, strict=True):
+        results[position] = _answer(event, outcome)
+    return jsonify({"results": results}), 200
 
 
-def _one(svc: Services, rules: Any, raw: Any) -> dict[str, Any]:
-    try:
-        event = parse_event(raw)
-        outcome = apply_event(svc.uow, rules, event, svc.clock)
-    except ValidationError as error:
-        return {
-            "status": "rejected",
-            "http_status": 422,
-            "errors": error.messages,
-            "event_id": raw.get("event_id") if isinstance(raw, dict) else None,
-        }
-    except EventConflict as error:
+def _answer(event: Event, outcome: EventOutcome | EventConflict) -> dict[str, Any]:
+    if isinstance(outcome, EventConflict):
         return {
             "status": "rejected",
             "http_status": 409,
-            "detail": str(error),
+            "detail": str(outcome),
             "event_id": event.event_id,
         }
     return {**outcome.answer, "http_status": 201 if outcome.status == "applied" else 200}

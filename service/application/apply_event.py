@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -53,6 +54,8 @@ from service.core.events import Event
 from service.core.referrals import links_members
 from service.event_schema import event_to_json
 
+log = logging.getLogger(__name__)
+
 UnitOfWorkFactory = Callable[[], UnitOfWork]
 Clock = Callable[[], datetime]
 
@@ -74,19 +77,9 @@ def body_hash(event: Event, payload: dict[str, Any] | None = None) -> str:
 def apply_event(
     uow_factory: UnitOfWorkFactory, rules: ActiveRules, event: Event, clock: Clock
 ) -> EventOutcome:
-    payload = event_to_json(event)
-    digest = body_hash(event, payload)
     try:
         with uow_factory() as uow:
-            # The member's row is locked first; the event is looked up under that lock, so
-            # a twin of this event for the same member that committed while we waited is
-            # seen here.
-            opened = uow.store.open_event(event_reads(rules, event, clock()))
-            if opened.earlier is not None:
-                return _repeat(opened.earlier, digest)
-            outcome = record_event(
-                uow.store, rules, event, opened.member, digest, clock, opened, payload
-            )
+            outcome = _apply_in(uow.store, rules, event, clock)
             uow.commit()
             return outcome
     except DuplicateEvent:
@@ -95,7 +88,59 @@ def apply_event(
             earlier = uow.store.find_event(event.event_id)
         if earlier is None:
             raise
-        return _repeat(earlier, digest)
+        return _repeat(earlier, body_hash(event))
+
+
+def apply_batch(
+    uow_factory: UnitOfWorkFactory, rules: ActiveRules, batch: Sequence[Event], clock: Clock
+) -> list[EventOutcome | EventConflict]:
+    """Apply a batch's events in one transaction: one commit (and one flush to disk) for
+    all of them. Each event still stands alone: a duplicate is answered as such and an
+    event_id reused with another body is refused, without touching the others.
+
+    All the batch's members are locked first, in customer-id order, before anything is
+    decided (a member's own events keep their order); budgets are locked later, as single
+    events lock them: after their member. Should the transaction fail all
+    the same (an event_id committed meanwhile by another request, a deadlock through a
+    referrer or a budget, a lost connection), each event is applied in its own
+    transaction instead, which is where such races are already resolved.
+    """
+    order = sorted(range(len(batch)), key=lambda i: batch[i].customer_id)
+    outcomes: dict[int, EventOutcome | EventConflict] = {}
+    try:
+        with uow_factory() as uow:
+            members = sorted({event.customer_id for event in batch})
+            uow.store.lock_members(members, clock())
+            for index in order:
+                try:
+                    outcomes[index] = _apply_in(uow.store, rules, batch[index], clock)
+                except EventConflict as conflict:
+                    outcomes[index] = conflict
+            uow.commit()
+    except Exception:
+        log.warning("a batch of %d events is applied one by one instead", len(batch), exc_info=True)
+        return [_one_of_batch(uow_factory, rules, event, clock) for event in batch]
+    return [outcomes[index] for index in range(len(batch))]
+
+
+def _one_of_batch(
+    uow_factory: UnitOfWorkFactory, rules: ActiveRules, event: Event, clock: Clock
+) -> EventOutcome | EventConflict:
+    try:
+        return apply_event(uow_factory, rules, event, clock)
+    except EventConflict as conflict:
+        return conflict
+
+
+def _apply_in(store: LoyaltyStore, rules: ActiveRules, event: Event, clock: Clock) -> EventOutcome:
+    payload = event_to_json(event)
+    digest = body_hash(event, payload)
+    # The member's row is locked first; the event is looked up under that lock, so a twin
+    # of this event for the same member that committed while we waited is seen here.
+    opened = store.open_event(event_reads(rules, event, clock()))
+    if opened.earlier is not None:
+        return _repeat(opened.earlier, digest)
+    return record_event(store, rules, event, opened.member, digest, clock, opened, payload)
 
 
 def _repeat(earlier: StoredEvent, digest: str) -> EventOutcome:

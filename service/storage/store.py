@@ -171,6 +171,11 @@ class SqlStore(MemberOffersStore, OutboxStore, JobStore):
         rows = self.driver.fetch(FAST_LOCK_MEMBER, _new_member(customer_id, now))
         return _member_from_row(rows[0])
 
+    def lock_members(self, customer_ids: Sequence[str], now: datetime) -> None:
+        if customer_ids:
+            batch = [(FAST_LOCK_MEMBER, _new_member(c, now)) for c in customer_ids]
+            self.driver.fetch_all(batch, want_rows=False)
+
     def read_member(self, customer_id: str) -> MemberRecord | None:
         query = select(members).where(members.c.customer_id == customer_id)
         row = self.db.execute(query).mappings().first()

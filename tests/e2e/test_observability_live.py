@@ -9,6 +9,7 @@ import os
 import signal
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -66,17 +67,29 @@ def applied_purchases(server: LiveServer) -> float:
 
 
 def test_metrics_add_up_every_worker_and_outlive_a_dead_one(server: LiveServer) -> None:
-    member = f"obs-{uuid.uuid4().hex[:8]}"
     before = applied_purchases(server)
-    for _ in range(EVENTS):
-        assert alone("POST", server, "/v1/events", json=purchase(member), headers=AUTH).ok
+    metrics_dir = server.log.parent / "server-metrics"
+    workers = {str(pid) for pid in server.workers()}
+
+    def writers() -> set[str]:
+        return {path.stem.rsplit("_", 1)[1] for path in metrics_dir.glob("counter_*.db")}
+
+    # Requests in parallel, so that both workers take some (one idle worker could take
+    # every request sent one after another); each worker writes files of its own.
+    sent = 0
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        while sent < 20 * EVENTS and not workers <= writers():
+            members = [f"obs-{uuid.uuid4().hex[:8]}" for _ in range(EVENTS)]
+            answers = pool.map(
+                lambda m: alone("POST", server, "/v1/events", json=purchase(m), headers=AUTH),
+                members,
+            )
+            assert all(answer.ok for answer in answers)
+            sent += EVENTS
+    assert writers() == workers
 
     # Whichever worker answers the scrape, it reports what both did.
-    assert {applied_purchases(server) for _ in range(6)} == {before + EVENTS}
-    # Each worker writes its samples to files of its own, which a scrape sums.
-    metrics_dir = server.log.parent / "server-metrics"
-    writers = {path.stem.rsplit("_", 1)[1] for path in metrics_dir.glob("counter_*.db")}
-    assert writers == {str(pid) for pid in server.workers()}
+    assert {applied_purchases(server) for _ in range(6)} == {before + sent}
 
     victim = server.workers()[0]
     os.kill(victim, signal.SIGKILL)
@@ -85,7 +98,7 @@ def test_metrics_add_up_every_worker_and_outlive_a_dead_one(server: LiveServer) 
         "gunicorn to replace the killed worker",
     )
 
-    assert applied_purchases(server) == before + EVENTS
+    assert applied_purchases(server) == before + sent
     scrape = alone("GET", server, "/metrics").text
     assert scrape.count("loyalty_rules_active{") == 1  # the dead worker's gauge is gone
 

@@ -402,3 +402,58 @@ def test_a_null_in_a_batch_is_rejected_on_its_own(client: FlaskClient, services:
     results = response.get_json()["results"]
     assert [r["http_status"] for r in results] == [201, 422]
     assert assert_balanced(services.db, "lou")["available"] == 10
+
+
+def test_a_batch_keeps_each_members_order_and_answers_in_the_order_sent(
+    client: FlaskClient, services: Services
+) -> None:
+    # Applied in one transaction with members locked in id order; a member's own events
+    # still apply in the order sent (the second sees the first's points), and the answers
+    # come back in the order of the request.
+    first = purchase("zed", "100")
+    second = purchase("amy", "10")
+    third = purchase("zed", "50")
+    response = post(client, {"events": [first, second, third]}, "/v1/events/batch")
+
+    results = response.get_json()["results"]
+    assert [r["event_id"] for r in results] == [e["event_id"] for e in (first, second, third)]
+    assert [r["customer"]["points"]["available"] for r in results] == [100, 10, 150]
+    assert assert_balanced(services.db, "zed")["available"] == 150
+
+
+def test_a_batch_whose_transaction_fails_is_applied_event_by_event(
+    services: Services,
+) -> None:
+    from service.application.apply_event import apply_batch
+    from service.event_schema import parse_event
+
+    # The batch's one transaction fails at commit (a lost connection, a deadlock): it is
+    # rolled back whole, and each event is then applied in its own transaction.
+    applied_before = parse_event(purchase("bea", "20"))
+    from service.application.apply_event import apply_event
+
+    apply_event(services.uow, services.rules.active, applied_before, services.clock)
+    failed = []
+
+    def uow_failing_once():  # type: ignore[no-untyped-def]
+        uow = services.uow()
+        if not failed:
+            failed.append(True)
+
+            def commit() -> None:
+                raise ConnectionError("the connection was lost")
+
+            uow.commit = commit  # type: ignore[method-assign]
+        return uow
+
+    batch = [
+        parse_event(purchase("bea", "30")),
+        applied_before,
+        parse_event(purchase("cy", "5")),
+    ]
+    outcomes = apply_batch(uow_failing_once, services.rules.active, batch, services.clock)
+
+    assert failed
+    assert [getattr(o, "status", None) for o in outcomes] == ["applied", "duplicate", "applied"]
+    assert assert_balanced(services.db, "bea")["available"] == 20 + 30
+    assert assert_balanced(services.db, "cy")["available"] == 5
