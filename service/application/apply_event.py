@@ -94,33 +94,52 @@ def apply_event(
 def apply_batch(
     uow_factory: UnitOfWorkFactory, rules: ActiveRules, batch: Sequence[Event], clock: Clock
 ) -> list[EventOutcome | EventConflict]:
-    """Apply a batch's events in one transaction: one commit (and one flush to disk) for
-    all of them. Each event still stands alone: a duplicate is answered as such and an
-    event_id reused with another body is refused, without touching the others.
+    """Apply a batch's events a few dozen to a transaction: one commit (and one flush to
+    disk) for each group. Each event still stands alone: a duplicate is answered as such
+    and an event_id reused with another body is refused, without touching the others.
 
-    All the batch's members are locked first, in customer-id order, before anything is
-    decided (a member's own events keep their order); budgets are locked later, as single
-    events lock them: after their member. Should the transaction fail all
+    Events are taken in customer-id order (a member's own events keep their order), and
+    a group locks all its members first, in that order, before anything is decided;
+    budgets are locked later, as single events lock them: after their member. Groups stay
+    small because a group holds its members' locks until it commits: larger ones made
+    concurrent batches queue behind each other. Should a group's transaction fail all
     the same (an event_id committed meanwhile by another request, a deadlock through a
-    referrer or a budget, a lost connection), each event is applied in its own
-    transaction instead, which is where such races are already resolved.
+    referrer or a budget, a lost connection), its events are applied one transaction
+    each, which is where such races are already resolved.
     """
     order = sorted(range(len(batch)), key=lambda i: batch[i].customer_id)
     outcomes: dict[int, EventOutcome | EventConflict] = {}
+    for start in range(0, len(order), EVENTS_PER_TRANSACTION):
+        group = order[start : start + EVENTS_PER_TRANSACTION]
+        outcomes.update(_apply_group(uow_factory, rules, batch, group, clock))
+    return [outcomes[index] for index in range(len(batch))]
+
+
+EVENTS_PER_TRANSACTION = 50
+
+
+def _apply_group(
+    uow_factory: UnitOfWorkFactory,
+    rules: ActiveRules,
+    batch: Sequence[Event],
+    group: list[int],
+    clock: Clock,
+) -> dict[int, EventOutcome | EventConflict]:
+    outcomes: dict[int, EventOutcome | EventConflict] = {}
     try:
         with uow_factory() as uow:
-            members = sorted({event.customer_id for event in batch})
+            members = sorted({batch[index].customer_id for index in group})
             uow.store.lock_members(members, clock())
-            for index in order:
+            for index in group:
                 try:
                     outcomes[index] = _apply_in(uow.store, rules, batch[index], clock)
                 except EventConflict as conflict:
                     outcomes[index] = conflict
             uow.commit()
     except Exception:
-        log.warning("a batch of %d events is applied one by one instead", len(batch), exc_info=True)
-        return [_one_of_batch(uow_factory, rules, event, clock) for event in batch]
-    return [outcomes[index] for index in range(len(batch))]
+        log.warning("%d events of a batch are applied one by one", len(group), exc_info=True)
+        return {index: _one_of_batch(uow_factory, rules, batch[index], clock) for index in group}
+    return outcomes
 
 
 def _one_of_batch(
