@@ -149,17 +149,20 @@ def compile_predicate(condition: Condition) -> Predicate:
 
             return matches_fact
         case AllOf(items):
-            predicates = tuple(compile_predicate(item) for item in items)
-            return lambda facts: all(p(facts) for p in predicates)
+            return _all_of(items)
         case AnyOf(items):
-            predicates = tuple(compile_predicate(item) for item in items)
-            return lambda facts: any(p(facts) for p in predicates)
+            return _any_of(items)
         case ArrayAny(path, element):
             on_element = _element_predicate(element)
 
             def any_element(facts: Facts) -> bool:
                 array = facts.get(path)
-                return isinstance(array, tuple) and any(on_element(e) for e in array)
+                if not isinstance(array, tuple):
+                    return False
+                for item in array:  # noqa: SIM110 (no generator per call: the hot path)
+                    if on_element(item):
+                        return True
+                return False
 
             return any_element
         case ArrayAll(path, element):
@@ -167,20 +170,86 @@ def compile_predicate(condition: Condition) -> Predicate:
 
             def all_elements(facts: Facts) -> bool:
                 array = facts.get(path)
-                return (
-                    isinstance(array, tuple) and bool(array) and all(on_element(e) for e in array)
-                )
+                if not isinstance(array, tuple) or not array:
+                    return False
+                for item in array:  # noqa: SIM110 (no generator per call: the hot path)
+                    if not on_element(item):
+                        return False
+                return True
 
             return all_elements
     raise TypeError(condition)
+
+
+def _all_of(items: tuple[Condition, ...]) -> Predicate:
+    predicates = tuple(compile_predicate(item) for item in items)
+    if len(predicates) == 1:
+        return predicates[0]
+    not_in = _same_path_set(items, "ne")
+    if not_in is not None:
+        # `not_in: [...]` of one type: present, of that type, and not in the set.
+        path, by_kind = not_in
+        if len(by_kind) == 1:
+            ((kind, values),) = by_kind.items()
+            return lambda facts: type(actual := facts.get(path)) is kind and actual not in values
+
+    def all_of(facts: Facts) -> bool:
+        for predicate in predicates:  # noqa: SIM110 (no generator per call: the hot path)
+            if not predicate(facts):
+                return False
+        return True
+
+    return all_of
+
+
+def _any_of(items: tuple[Condition, ...]) -> Predicate:
+    predicates = tuple(compile_predicate(item) for item in items)
+    if len(predicates) == 1:
+        return predicates[0]
+    in_list = _same_path_set(items, "eq")
+    if in_list is not None:
+        # `in: [...]`: one set lookup instead of a comparison per value. Values are kept
+        # apart by type, as Compare keeps them (1 is not true, "1" is not 1).
+        path, by_kind = in_list
+        return lambda facts: (actual := facts.get(path)) in by_kind.get(type(actual), ())
+
+    def any_of(facts: Facts) -> bool:
+        for predicate in predicates:  # noqa: SIM110 (no generator per call: the hot path)
+            if predicate(facts):
+                return True
+        return False
+
+    return any_of
+
+
+def _same_path_set(
+    items: tuple[Condition, ...], op: str
+) -> tuple[str, dict[type, frozenset[object]]] | None:
+    """``(path, {type: values})`` when every item is ``path <op> value`` on one path with
+    hashable values; otherwise None."""
+    if not items or not all(isinstance(item, Compare) and item.op == op for item in items):
+        return None
+    compares = [item for item in items if isinstance(item, Compare)]
+    path = compares[0].path
+    if any(c.path != path for c in compares):
+        return None
+    by_kind: dict[type, set[object]] = {}
+    for compare in compares:
+        try:
+            hash(compare.value)
+        except TypeError:
+            return None
+        by_kind.setdefault(type(compare.value), set()).add(compare.value)
+    return path, {kind: frozenset(values) for kind, values in by_kind.items()}
 
 
 def _element_predicate(element: Condition) -> Callable[[object], bool]:
     predicate = compile_predicate(element)
 
     def on_element(value: object) -> bool:
-        facts = value if isinstance(value, Mapping) else {ELEMENT: value}
-        return predicate(facts)
+        if type(value) is dict or isinstance(value, Mapping):
+            return predicate(value)  # type: ignore[arg-type]
+        return predicate({ELEMENT: value})
 
     return on_element
 

@@ -85,10 +85,11 @@ class Rule:
     event_type: str | None = None  # the type the condition requires, when it names one
     file: str = ""
     line: int = 0
+    # "campaign/name", asked for many times per event: made once.
+    key: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        return f"{self.campaign}/{self.name}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"{self.campaign}/{self.name}")
 
 
 @dataclass(frozen=True, slots=True)

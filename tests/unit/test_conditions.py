@@ -87,3 +87,27 @@ def test_explanations_name_the_failing_part() -> None:
     assert reason == "amount gte 50 (was 30)"
     assert explain_failure(condition, {"type": "purchase", "amount": Decimal(60)}) is None
     assert describe(Compare("channel", "eq", "app")) == "channel eq 'app'"
+
+
+@pytest.mark.parametrize(
+    ("values", "actual", "holds"),
+    [
+        ((1, 2), 1, True),
+        ((1, 2), True, False),  # a bool is not an int here, although 1 == True in Python
+        ((True,), 1, False),
+        (("1", 2), 1, False),
+        (("1", 2), "1", True),
+        ((Decimal("1.50"), 3), Decimal("1.5"), True),
+        ((Decimal("1.50"),), None, False),
+        (("a", 1, True), True, True),
+    ],
+)
+def test_an_in_list_compiled_to_a_set_keeps_types_apart(values, actual, holds) -> None:  # type: ignore[no-untyped-def]
+    condition = AnyOf(tuple(Compare("x", "eq", v) for v in values))
+    facts = {} if actual is None else {"x": actual}
+    assert compile_predicate(condition)(facts) is holds
+    negated = compile_predicate(negate(condition))(facts)
+    # not_in holds only for a present value of the list's type that is not in it.
+    kinds = {type(v) for v in values}
+    expected = actual is not None and kinds == {type(actual)} and actual not in values
+    assert negated is expected
