@@ -248,7 +248,7 @@ def _element_predicate(element: Condition) -> Callable[[object], bool]:
 
     def on_element(value: object) -> bool:
         if type(value) is dict or isinstance(value, Mapping):
-            return predicate(value)  # type: ignore[arg-type]
+            return predicate(value)
         return predicate({ELEMENT: value})
 
     return on_element
