@@ -91,24 +91,35 @@ class WriterQueue:
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._held: dict[int, int] = {}  # id(dbapi connection) -> descriptor holding the lock
+        # id(driver connection) -> its own descriptor on the queue file, opened once: an
+        # open and a close per transaction cost more than the flock itself.
+        self._descriptors: dict[int, int] = {}
+        self._held: set[int] = set()
 
     def enter(self, dbapi_connection: Any) -> None:
         key = _key(dbapi_connection)
         if key in self._held:
             return
-        descriptor = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
-        except BaseException:
-            os.close(descriptor)
-            raise
-        self._held[key] = descriptor
+        descriptor = self._descriptors.get(key)
+        if descriptor is None:
+            descriptor = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._descriptors[key] = descriptor
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        self._held.add(key)
 
     def leave(self, dbapi_connection: Any) -> None:
-        descriptor = self._held.pop(_key(dbapi_connection), None)
+        key = _key(dbapi_connection)
+        if key in self._held:
+            self._held.discard(key)
+            fcntl.flock(self._descriptors[key], fcntl.LOCK_UN)
+
+    def forget(self, dbapi_connection: Any) -> None:
+        """The connection is closed: close its descriptor (which also unlocks it)."""
+        key = _key(dbapi_connection)
+        self._held.discard(key)
+        descriptor = self._descriptors.pop(key, None)
         if descriptor is not None:
-            os.close(descriptor)  # closing the descriptor releases the lock
+            os.close(descriptor)
 
 
 def _key(dbapi_connection: Any) -> int:
@@ -141,3 +152,11 @@ def _leave_queue_after_transactions(engine: Engine, queue: WriterQueue) -> None:
     @event.listens_for(engine, "checkin")
     def _on_checkin(dbapi_connection: Any, _record: Any) -> None:
         queue.leave(dbapi_connection)
+
+    @event.listens_for(engine, "close")
+    def _on_close(dbapi_connection: Any, _record: Any) -> None:
+        queue.forget(dbapi_connection)
+
+    @event.listens_for(engine, "close_detached")
+    def _on_close_detached(dbapi_connection: Any) -> None:
+        queue.forget(dbapi_connection)
