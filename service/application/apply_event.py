@@ -77,9 +77,12 @@ def body_hash(event: Event, payload: dict[str, Any] | None = None) -> str:
 def apply_event(
     uow_factory: UnitOfWorkFactory, rules: ActiveRules, event: Event, clock: Clock
 ) -> EventOutcome:
+    # Worked out before the transaction: on SQLite every writer waits for it to end.
+    payload = event_to_json(event)
+    digest = body_hash(event, payload)
     try:
         with uow_factory() as uow:
-            outcome = _apply_in(uow.store, rules, event, clock)
+            outcome = _apply_in(uow.store, rules, event, clock, payload, digest)
             uow.commit()
             return outcome
     except DuplicateEvent:
@@ -88,7 +91,7 @@ def apply_event(
             earlier = uow.store.find_event(event.event_id)
         if earlier is None:
             raise
-        return _repeat(earlier, body_hash(event))
+        return _repeat(earlier, digest)
 
 
 def apply_batch(
@@ -126,13 +129,18 @@ def _apply_group(
     clock: Clock,
 ) -> dict[int, EventOutcome | EventConflict]:
     outcomes: dict[int, EventOutcome | EventConflict] = {}
+    payloads = {index: event_to_json(batch[index]) for index in group}
+    digests = {index: body_hash(batch[index], payloads[index]) for index in group}
     try:
         with uow_factory() as uow:
             members = sorted({batch[index].customer_id for index in group})
             uow.store.lock_members(members, clock())
             for index in group:
+                event = batch[index]
                 try:
-                    outcomes[index] = _apply_in(uow.store, rules, batch[index], clock)
+                    outcomes[index] = _apply_in(
+                        uow.store, rules, event, clock, payloads[index], digests[index]
+                    )
                 except EventConflict as conflict:
                     outcomes[index] = conflict
             uow.commit()
@@ -151,9 +159,14 @@ def _one_of_batch(
         return conflict
 
 
-def _apply_in(store: LoyaltyStore, rules: ActiveRules, event: Event, clock: Clock) -> EventOutcome:
-    payload = event_to_json(event)
-    digest = body_hash(event, payload)
+def _apply_in(
+    store: LoyaltyStore,
+    rules: ActiveRules,
+    event: Event,
+    clock: Clock,
+    payload: dict[str, Any],
+    digest: str,
+) -> EventOutcome:
     # The member's row is locked first; the event is looked up under that lock, so a twin
     # of this event for the same member that committed while we waited is seen here.
     opened = store.open_event(event_reads(rules, event, clock()))
