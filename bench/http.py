@@ -363,7 +363,7 @@ def sqlite_database(directory: Path) -> Iterator[str]:
     try:
         yield f"sqlite:///{path}"
     finally:
-        for suffix in ("", "-wal", "-shm", "-journal"):
+        for suffix in ("", "-wal", "-shm", "-journal", ".writers"):
             with contextlib.suppress(FileNotFoundError):
                 Path(f"{path}{suffix}").unlink()
 
