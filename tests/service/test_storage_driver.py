@@ -193,3 +193,31 @@ def test_sqlite_readers_do_not_queue_behind_a_writer(tmp_path: Path) -> None:
         writer.close()
     finally:
         engine.dispose()
+
+
+def test_text_with_quotes_and_semicolons_round_trips_exactly(
+    client: FlaskClient, services: Services
+) -> None:
+    # On PostgreSQL the event path sends values quoted into one text of several
+    # statements; whatever a client writes must come back byte for byte.
+    tricky = 'o\';DROP_TABLE_events;--\\\\"q"$1%s%(x)s'  # ids: printable ASCII
+    text = "l'été; DROP TABLE events; -- \\\\ %s 🎟"
+    body = purchase("x'y;z", "12.50", order_id=tricky, store_id=tricky)
+    body["items"] = [{"sku": tricky, "category": text, "quantity": 1, "price": "12.50"}]
+    answer = post(client, body)
+    assert answer.status_code == 201, answer.get_data(as_text=True)
+
+    again = post(client, body)
+    assert again.get_json()["status"] == "duplicate"
+    with services.db.connect() as connection:
+        stored = connection.execute(select(events).where(events.c.event_id == body["event_id"]))
+        row = stored.one()
+        assert row.customer_id == "x'y;z"
+        assert row.payload["order_id"] == tricky
+        assert row.payload["items"][0] == {
+            "sku": tricky,
+            "category": text,
+            "quantity": "1",
+            "price": "12.5",  # the canonical form of the event
+        }
+        assert connection.execute(select(orders.c.order_id)).scalar_one() == tricky
