@@ -25,9 +25,9 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        # No ping before each checkout: it cost a round trip per request. A connection
-        # found dead fails that one request (a retry with the same event_id is safe), and
-        # SQLAlchemy then discards every pooled connection of the same age.
+        # No ping before each checkout: it cost a round trip per request. A pooled
+        # connection found dead (the server restarted) fails the one request that meets
+        # it, a retry with the same event_id is safe, and it is discarded.
         pool_recycle=1800,
         # psycopg prepares a statement after it has run this many times on a connection.
         connect_args={"prepare_threshold": 2},

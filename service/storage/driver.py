@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Dialect
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
 
 Processor = Callable[[Any], Any] | None
@@ -154,18 +154,31 @@ class Driver:
         self, batch: Sequence[tuple[Statement, Params]], *, want_rows: bool = True
     ) -> list[list[Row]]:
         """Run the statements in order; on PostgreSQL as one multi-statement query (one
-        round trip). A unique-key violation raises SQLAlchemy's IntegrityError, as
-        Connection.execute does."""
+        round trip). Errors are SQLAlchemy's (IntegrityError for a unique key, ...), as
+        Connection.execute raises them."""
         prepared = []
         for statement, params in batch:
             compiled = statement.compiled(self._dialect, self._keys(statement, params))
             prepared.append((compiled, *compiled.render(params)))
+        dbapi = self._dialect.loaded_dbapi
         try:
             if self.joins:
                 return self._joined(prepared, want_rows)
             return self._one_by_one(prepared, want_rows)
-        except self._dialect.loaded_dbapi.IntegrityError as error:
-            raise IntegrityError("a batch of the event path", None, error) from error
+        except dbapi.Error as error:
+            # As Connection.execute would: SQLAlchemy's exception classes, and a connection
+            # found dead is invalidated (closed), not pooled again.
+            lost = self._dialect.is_disconnect(error, self._connection.connection, None)
+            if lost:
+                self._connection.invalidate(error)
+            raise DBAPIError.instance(
+                f"{len(prepared)} statements of the event path",
+                None,
+                error,
+                dbapi.Error,
+                connection_invalidated=lost,
+                dialect=self._dialect,
+            ) from error
 
     def _one_by_one(
         self, prepared: list[tuple[_Compiled, str, Any]], want_rows: bool

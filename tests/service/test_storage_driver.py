@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, create_engine, insert, select, text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import NullPool
 
 from service.bootstrap import Services
 from service.storage.database import make_engine
@@ -221,3 +222,28 @@ def test_text_with_quotes_and_semicolons_round_trips_exactly(
             "price": "12.5",  # the canonical form of the event
         }
         assert connection.execute(select(orders.c.order_id)).scalar_one() == tricky
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)  # a server to drop them
+def test_after_the_database_drops_its_connections_the_service_recovers(
+    client: FlaskClient, services: Services
+) -> None:
+    assert post(client, purchase("ann", "10")).status_code == 201
+    name = services.db.url.database
+    admin = create_engine(str(services.db.url.set(database="test")), poolclass=NullPool)
+    with admin.connect() as connection:
+        connection.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = :name AND pid <> pg_backend_pid()"
+            ),
+            {"name": name},
+        )
+        connection.commit()
+    admin.dispose()
+
+    # No ping before each checkout: the request that meets the dead connection may fail;
+    # the connection is discarded, and the next request works.
+    statuses = [post(client, purchase("ann", "10")).status_code for _ in range(3)]
+    assert statuses[-1] == 201
+    assert statuses.count(500) <= 1
