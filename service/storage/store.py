@@ -73,47 +73,6 @@ assert MEMBER_FIELDS[0] == "customer_id"
 CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 
 
-# The event path's statements, built once: building a statement per call cost more than
-# running it. Parameters are bound at execute time.
-INSERT_EVENT = insert(events)
-INSERT_FIRING = insert(rule_firings)
-INSERT_LOT = insert(point_lots).returning(point_lots.c.id)
-INSERT_LEDGER = insert(ledger_entries)
-TAKE_FROM_LOT = (
-    update(point_lots)
-    .where(point_lots.c.id == bindparam("b_lot"))
-    .values(remaining=point_lots.c.remaining - bindparam("b_points"))
-)
-SPEND_BUDGET = (
-    update(campaign_budgets)
-    .where(campaign_budgets.c.campaign == bindparam("b_campaign"))
-    .values(
-        points_used=campaign_budgets.c.points_used + bindparam("b_points"),
-        offers_issued=campaign_budgets.c.offers_issued + bindparam("b_offers"),
-        revenue=campaign_budgets.c.revenue + bindparam("b_revenue", type_=Money()),
-    )
-)
-SELECT_EVENT = select(events).where(events.c.event_id == bindparam("b_event_id"))
-SELECT_FIRINGS = (
-    select(rule_firings.c.rule_key, rule_firings.c.occurred_at)
-    .where(
-        rule_firings.c.customer_id == bindparam("b_customer_id"),
-        rule_firings.c.rule_key.in_(bindparam("b_keys", expanding=True)),
-    )
-    .order_by(rule_firings.c.occurred_at)
-)
-SELECT_ORDERS_BETWEEN = select(orders.c.amount, orders.c.refunded_amount).where(
-    orders.c.customer_id == bindparam("b_customer_id"),
-    orders.c.occurred_at > bindparam("b_since", type_=UtcDateTime()),
-    orders.c.occurred_at <= bindparam("b_until", type_=UtcDateTime()),
-)
-SAVE_MEMBER = (
-    update(members)
-    .where(members.c.customer_id == bindparam("b_customer_id"))
-    .values({name: bindparam(name, type_=members.c[name].type) for name in MEMBER_FIELDS[1:]})
-)
-
-
 class SqlStore(MemberOffersStore, OutboxStore, JobStore):
     def __init__(self, connection: Connection) -> None:
         self.db = connection
@@ -131,12 +90,12 @@ class SqlStore(MemberOffersStore, OutboxStore, JobStore):
 
     def open_event(self, reads: EventReads) -> OpenedEvent:
         """Lock (or create) the member, then read the event, the limited rules' firings,
-        the recent orders and the budgets: one pipeline on PostgreSQL."""
+        the recent orders and the budgets: one round trip on PostgreSQL."""
         batch: list[tuple[Statement, dict[str, Any]]] = [
-            (FAST_LOCK_MEMBER, _new_member(reads.customer_id, reads.now)),
-            (FAST_SELECT_EVENT, {"b_event_id": reads.event_id}),
+            (LOCK_MEMBER, _new_member(reads.customer_id, reads.now)),
+            (SELECT_EVENT, {"b_event_id": reads.event_id}),
             (
-                FAST_ORDERS_BETWEEN,
+                SELECT_ORDERS_BETWEEN,
                 {
                     "b_customer_id": reads.customer_id,
                     "b_since": reads.orders_since,
@@ -146,10 +105,10 @@ class SqlStore(MemberOffersStore, OutboxStore, JobStore):
         ]
         if reads.rule_keys:
             batch.append(
-                (FAST_FIRINGS, {"b_customer_id": reads.customer_id, "b_keys": reads.rule_keys})
+                (SELECT_FIRINGS, {"b_customer_id": reads.customer_id, "b_keys": reads.rule_keys})
             )
         if reads.budgets:
-            batch.append((FAST_BUDGETS, {"b_campaigns": reads.budgets}))
+            batch.append((SELECT_BUDGETS, {"b_campaigns": reads.budgets}))
         member, event, orders_rows, *rest = self.driver.fetch_all(batch)
         firings = _firings(rest.pop(0)) if reads.rule_keys else {}
         budgets = _budgets(rest.pop(0)) if reads.budgets else {}
@@ -164,16 +123,16 @@ class SqlStore(MemberOffersStore, OutboxStore, JobStore):
         )
 
     def find_event(self, event_id: str) -> StoredEvent | None:
-        rows = self.driver.fetch(FAST_SELECT_EVENT, {"b_event_id": event_id})
+        rows = self.driver.fetch(SELECT_EVENT, {"b_event_id": event_id})
         return _stored_event(rows[0]) if rows else None
 
     def lock_member(self, customer_id: str, now: datetime) -> MemberRecord:
-        rows = self.driver.fetch(FAST_LOCK_MEMBER, _new_member(customer_id, now))
+        rows = self.driver.fetch(LOCK_MEMBER, _new_member(customer_id, now))
         return _member_from_row(rows[0])
 
     def lock_members(self, customer_ids: Sequence[str], now: datetime) -> None:
         if customer_ids:
-            batch = [(FAST_LOCK_MEMBER, _new_member(c, now)) for c in customer_ids]
+            batch = [(LOCK_MEMBER, _new_member(c, now)) for c in customer_ids]
             self.driver.fetch_all(batch, want_rows=False)
 
     def read_member(self, customer_id: str) -> MemberRecord | None:
@@ -196,7 +155,7 @@ class SqlStore(MemberOffersStore, OutboxStore, JobStore):
         if not keys:
             return {}
         return _firings(
-            self.driver.fetch(FAST_FIRINGS, {"b_customer_id": customer_id, "b_keys": keys})
+            self.driver.fetch(SELECT_FIRINGS, {"b_customer_id": customer_id, "b_keys": keys})
         )
 
     def tier_value(
@@ -219,7 +178,7 @@ class SqlStore(MemberOffersStore, OutboxStore, JobStore):
         self, customer_id: str, since: datetime, until: datetime
     ) -> tuple[Decimal, int]:
         rows = self.driver.fetch(
-            FAST_ORDERS_BETWEEN,
+            SELECT_ORDERS_BETWEEN,
             {"b_customer_id": customer_id, "b_since": since, "b_until": until},
         )
         return _recent(rows)
@@ -238,7 +197,7 @@ class SqlStore(MemberOffersStore, OutboxStore, JobStore):
         names = tuple(campaigns)
         if not names:
             return {}
-        return _budgets(self.driver.fetch(FAST_BUDGETS, {"b_campaigns": names}))
+        return _budgets(self.driver.fetch(SELECT_BUDGETS, {"b_campaigns": names}))
 
     def lock_budgets(self, campaigns: Iterable[str]) -> dict[str, BudgetUse]:
         names = sorted(campaigns)
@@ -320,7 +279,7 @@ class SqlStore(MemberOffersStore, OutboxStore, JobStore):
         event = changes.event
         batch: list[tuple[Statement, dict[str, Any]]] = [
             (
-                FAST_INSERT_EVENT,
+                INSERT_EVENT,
                 {
                     "event_id": event.event_id,
                     "customer_id": event.customer_id,
@@ -343,7 +302,7 @@ class SqlStore(MemberOffersStore, OutboxStore, JobStore):
         for key in changes.firings:
             batch.append(
                 (
-                    FAST_INSERT_FIRING,
+                    INSERT_FIRING,
                     {
                         "customer_id": event.customer_id,
                         "rule_key": key,
@@ -358,7 +317,7 @@ class SqlStore(MemberOffersStore, OutboxStore, JobStore):
         for budget in changes.budgets:
             batch.append(
                 (
-                    FAST_SPEND_BUDGET,
+                    SPEND_BUDGET,
                     {
                         "b_campaign": budget.campaign,
                         "b_points": budget.points,
@@ -435,7 +394,7 @@ class SqlStore(MemberOffersStore, OutboxStore, JobStore):
 
     def save_member(self, member: MemberRecord) -> None:
         values = {name: getattr(member, name) for name in MEMBER_FIELDS[1:]}
-        self.db.execute(SAVE_MEMBER, {"b_customer_id": member.customer_id, **values})
+        self.driver.execute(SAVE_MEMBER, {"b_customer_id": member.customer_id, **values})
 
     def _save_refunded_order(self, changes: Changes) -> None:
         """A refund's order: what is refunded and clawed back, and what each campaign's
@@ -747,7 +706,7 @@ def _posting_batch(
     def lot(index: int) -> tuple[Statement, dict[str, Any]]:
         new = posting.new_lots[index]
         return (
-            FAST_INSERT_LOT,
+            INSERT_LOT,
             {
                 "customer_id": member.customer_id,
                 "event_id": event_id or "",
@@ -764,7 +723,7 @@ def _posting_batch(
     referenced = {line.new_lot for line in posting.ledger if line.new_lot is not None}
     batch.extend(lot(i) for i in range(len(posting.new_lots)) if i not in referenced)
     for take in posting.takes:
-        batch.append((FAST_TAKE_FROM_LOT, {"b_lot": take.lot_id, "b_points": take.points}))
+        batch.append((TAKE_FROM_LOT, {"b_lot": take.lot_id, "b_points": take.points}))
     for line in posting.ledger:
         values = {
             "customer_id": member.customer_id,
@@ -782,17 +741,17 @@ def _posting_batch(
         }
         if line.new_lot is not None:
             batch.append(lot(line.new_lot))
-            batch.append((FAST_INSERT_LEDGER_FOR_NEW_LOT, values))
+            batch.append((INSERT_LEDGER_FOR_NEW_LOT, values))
         else:
-            batch.append((FAST_INSERT_LEDGER, {**values, "lot_id": line.lot_id}))
+            batch.append((INSERT_LEDGER, {**values, "lot_id": line.lot_id}))
     values = {name: getattr(member, name) for name in MEMBER_FIELDS[1:]}
-    batch.append((FAST_SAVE_MEMBER, {"b_customer_id": member.customer_id, **values}))
+    batch.append((SAVE_MEMBER, {"b_customer_id": member.customer_id, **values}))
     return batch
 
 
 def _order_addition(order: OrderRecord) -> tuple[Statement, dict[str, Any]]:
     return (
-        FAST_ADD_TO_ORDER,
+        ADD_TO_ORDER,
         {
             "customer_id": order.customer_id,
             "order_id": order.order_id,
@@ -812,7 +771,7 @@ def _order_award_additions(changes: Changes) -> list[tuple[Statement, dict[str, 
     assert order is not None
     return [
         (
-            FAST_ADD_TO_ORDER_AWARD,
+            ADD_TO_ORDER_AWARD,
             {
                 "customer_id": order.customer_id,
                 "order_id": order.order_id,
@@ -882,16 +841,39 @@ def _member(row: Any) -> MemberRecord:
     return MemberRecord(**data)
 
 
-# The same, run on the driver's cursor (service.storage.driver): the event path's reads.
-FAST_LOCK_MEMBER = Statement(lambda dialect: _upsert_member(dialect))
-FAST_SELECT_EVENT = Statement(SELECT_EVENT)
-FAST_FIRINGS = Statement(SELECT_FIRINGS)
-FAST_ORDERS_BETWEEN = Statement(SELECT_ORDERS_BETWEEN)
-FAST_INSERT_EVENT = Statement(INSERT_EVENT)
-FAST_INSERT_FIRING = Statement(INSERT_FIRING)
-FAST_INSERT_LOT = Statement(insert(point_lots))
-FAST_INSERT_LEDGER = Statement(INSERT_LEDGER)
-FAST_INSERT_LEDGER_FOR_NEW_LOT = Statement(
+# The event path's statements, built once (building a statement per call cost more than
+# running it) and run on the driver's cursor (service.storage.driver).
+LOCK_MEMBER = Statement(lambda dialect: _upsert_member(dialect))
+SELECT_EVENT = Statement(select(events).where(events.c.event_id == bindparam("b_event_id")))
+SELECT_FIRINGS = Statement(
+    select(rule_firings.c.rule_key, rule_firings.c.occurred_at)
+    .where(
+        rule_firings.c.customer_id == bindparam("b_customer_id"),
+        rule_firings.c.rule_key.in_(bindparam("b_keys", expanding=True)),
+    )
+    .order_by(rule_firings.c.occurred_at)
+)
+SELECT_ORDERS_BETWEEN = Statement(
+    select(orders.c.amount, orders.c.refunded_amount).where(
+        orders.c.customer_id == bindparam("b_customer_id"),
+        orders.c.occurred_at > bindparam("b_since", type_=UtcDateTime()),
+        orders.c.occurred_at <= bindparam("b_until", type_=UtcDateTime()),
+    )
+)
+SELECT_BUDGETS = Statement(
+    select(
+        campaign_budgets.c.campaign,
+        campaign_budgets.c.points_used,
+        campaign_budgets.c.offers_issued,
+        campaign_budgets.c.revenue,
+    ).where(campaign_budgets.c.campaign.in_(bindparam("b_campaigns", expanding=True)))
+)
+INSERT_EVENT = Statement(insert(events))
+INSERT_FIRING = Statement(insert(rule_firings))
+INSERT_LOT = Statement(insert(point_lots))
+INSERT_LEDGER = Statement(insert(ledger_entries))
+# A ledger line about the lot inserted just before it, in the same session.
+INSERT_LEDGER_FOR_NEW_LOT = Statement(
     lambda dialect: insert(ledger_entries).values(
         lot_id=literal_column(
             "currval(pg_get_serial_sequence('point_lots', 'id'))"
@@ -900,16 +882,24 @@ FAST_INSERT_LEDGER_FOR_NEW_LOT = Statement(
         )
     )
 )
-FAST_TAKE_FROM_LOT = Statement(TAKE_FROM_LOT)
-FAST_SAVE_MEMBER = Statement(SAVE_MEMBER)
-FAST_SPEND_BUDGET = Statement(SPEND_BUDGET)
-FAST_ADD_TO_ORDER = Statement(lambda dialect: _add_to_order(dialect))
-FAST_ADD_TO_ORDER_AWARD = Statement(lambda dialect: _add_to_order_award(dialect))
-FAST_BUDGETS = Statement(
-    select(
-        campaign_budgets.c.campaign,
-        campaign_budgets.c.points_used,
-        campaign_budgets.c.offers_issued,
-        campaign_budgets.c.revenue,
-    ).where(campaign_budgets.c.campaign.in_(bindparam("b_campaigns", expanding=True)))
+TAKE_FROM_LOT = Statement(
+    update(point_lots)
+    .where(point_lots.c.id == bindparam("b_lot"))
+    .values(remaining=point_lots.c.remaining - bindparam("b_points"))
 )
+SAVE_MEMBER = Statement(
+    update(members)
+    .where(members.c.customer_id == bindparam("b_customer_id"))
+    .values({name: bindparam(name, type_=members.c[name].type) for name in MEMBER_FIELDS[1:]})
+)
+SPEND_BUDGET = Statement(
+    update(campaign_budgets)
+    .where(campaign_budgets.c.campaign == bindparam("b_campaign"))
+    .values(
+        points_used=campaign_budgets.c.points_used + bindparam("b_points"),
+        offers_issued=campaign_budgets.c.offers_issued + bindparam("b_offers"),
+        revenue=campaign_budgets.c.revenue + bindparam("b_revenue", type_=Money()),
+    )
+)
+ADD_TO_ORDER = Statement(lambda dialect: _add_to_order(dialect))
+ADD_TO_ORDER_AWARD = Statement(lambda dialect: _add_to_order_award(dialect))

@@ -20,7 +20,7 @@ from service.bootstrap import Services
 from service.storage.database import make_engine
 from service.storage.driver import Driver, Statement
 from service.storage.migrate import upgrade
-from service.storage.store import FAST_INSERT_EVENT, FAST_ORDERS_BETWEEN, SqlStore
+from service.storage.store import INSERT_EVENT, SELECT_ORDERS_BETWEEN, SqlStore
 from service.storage.tables import events, ledger_entries, orders, point_lots
 from tests.service.helpers import SATURDAY, add_member, post, purchase
 
@@ -72,7 +72,7 @@ def test_values_go_in_and_come_out_as_through_sqlalchemy(services: Services) -> 
     with services.db.connect() as connection:
         connection.begin()
         driver = Driver(connection)
-        driver.execute(FAST_INSERT_EVENT, _event_row("e-1"))
+        driver.execute(INSERT_EVENT, _event_row("e-1"))
         connection.execute(
             insert(orders).values(
                 customer_id="ann",
@@ -89,7 +89,7 @@ def test_values_go_in_and_come_out_as_through_sqlalchemy(services: Services) -> 
         assert stored.payload == {"amount": "12.50", "items": [{"sku": "a"}]}
         assert stored.occurred_at == AT
         rows = driver.fetch(
-            FAST_ORDERS_BETWEEN,
+            SELECT_ORDERS_BETWEEN,
             {"b_customer_id": "ann", "b_since": AT - timedelta(days=1), "b_until": AT},
         )
         assert rows == [(Decimal("12.5000"), Decimal("0.2500"))]
@@ -111,7 +111,7 @@ def test_a_unique_violation_in_a_batch_raises_and_the_transaction_keeps_nothing(
         driver = Driver(connection)
         with pytest.raises(IntegrityError):
             driver.fetch_all(
-                [(FAST_INSERT_EVENT, _event_row("e-1")), (FAST_INSERT_EVENT, _event_row("e-1"))],
+                [(INSERT_EVENT, _event_row("e-1")), (INSERT_EVENT, _event_row("e-1"))],
                 want_rows=False,
             )
         connection.rollback()
