@@ -172,7 +172,7 @@ def _apply_in(
     opened = store.open_event(event_reads(rules, event, clock()))
     if opened.earlier is not None:
         return _repeat(opened.earlier, digest)
-    return record_event(store, rules, event, opened.member, digest, clock, opened, payload)
+    return record_event(store, rules, event, opened, digest, payload, clock)
 
 
 def _repeat(earlier: StoredEvent, digest: str) -> EventOutcome:
@@ -188,16 +188,18 @@ def record_event(
     store: LoyaltyStore,
     rules: ActiveRules,
     event: Event,
-    member: MemberRecord,
+    opened: OpenedEvent,
     digest: str,
+    payload: dict[str, Any],
     clock: Clock,
-    opened: OpenedEvent | None = None,
-    payload: dict[str, Any] | None = None,
 ) -> EventOutcome:
-    """Decide and write one event for a member whose row this transaction has locked."""
+    """Decide and write one event for the member whose row this transaction has locked
+    (``opened``: what was read under that lock)."""
+    member = opened.member
     gathered = gather(store, rules, event, member, opened)
-    budgets = opened.budgets if opened is not None else None
-    evaluation, postings = _decide_with_locks(store, rules, event, gathered, member, clock, budgets)
+    evaluation, postings = _decide_with_locks(
+        store, rules, event, gathered, member, clock, dict(opened.budgets)
+    )
     changes = Changes(
         event=StoredEvent(
             event.event_id,
@@ -205,7 +207,7 @@ def record_event(
             event.type,
             event.occurred_at,
             digest,
-            payload if payload is not None else event_to_json(event),
+            payload,
             {},
             rules.version,
         ),
@@ -248,7 +250,7 @@ def _decide_with_locks(
     gathered: Gathered,
     member: MemberRecord,
     clock: Clock,
-    budgets_read: dict[str, BudgetUse] | None = None,
+    budgets: dict[str, BudgetUse],
 ) -> tuple[Evaluation, dict[str, Posting]]:
     """Evaluate optimistically, then lock what the decision spends and decide again if
     another member's event moved a budget meanwhile.
@@ -256,10 +258,6 @@ def _decide_with_locks(
     Lock order is fixed (the event's member, then referrers, then budgets by campaign id),
     so two events can never wait on each other.
     """
-    if budgets_read is not None:
-        budgets = dict(budgets_read)
-    else:
-        budgets = store.budgets_used(rules.budgeted) if rules.budgeted else {}
     evaluation = decide(rules, gathered, event, budgets)
     postings = {member.customer_id: Posting(member)}
     for other in sorted(
