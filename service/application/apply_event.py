@@ -10,12 +10,10 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from service.application.gather import (
     Gathered,
-    budgeted,
     decide,
     event_reads,
     gather,
@@ -24,7 +22,6 @@ from service.application.gather import (
 from service.application.members import segment_after, update_member
 from service.application.messages import event_messages, mark_duplicates
 from service.application.ports import (
-    BudgetChange,
     Changes,
     DuplicateEvent,
     IssuedOffer,
@@ -38,7 +35,12 @@ from service.application.ports import (
     TierMove,
     UnitOfWork,
 )
-from service.application.posting import post_awards, post_clawback, return_budgets
+from service.application.posting import (
+    post_awards,
+    post_clawback,
+    return_budgets,
+    spent_from_budgets,
+)
 from service.application.rules_runtime import ActiveRules
 from service.core.effects import (
     AwardPoints,
@@ -220,7 +222,7 @@ def record_event(
     _awards(changes, event, evaluation, rules)
     if event.type == "purchase" and event.order_id is not None and event.amount is not None:
         _record_order(changes, event, evaluation)
-    _budgets(changes, event, evaluation, rules)
+    changes.budgets.extend(spent_from_budgets(event, evaluation.effects, rules.budgeted))
     _tiers_and_offers(changes, evaluation)
     _referral(changes, event, gathered, rules)
     changes.messages = mark_duplicates(
@@ -327,27 +329,6 @@ def _record_order(changes: Changes, event: Event, evaluation: Evaluation) -> Non
         OrderAward(campaign, points, 0, event.amount, event.event_id)
         for campaign, points in sorted(per_campaign.items())
     ]
-
-
-def _budgets(changes: Changes, event: Event, evaluation: Evaluation, rules: ActiveRules) -> None:
-    names = set(budgeted(rules))
-    points: dict[str, int] = defaultdict(int)
-    offers: dict[str, int] = defaultdict(int)
-    for effect in evaluation.effects:
-        if isinstance(effect, AwardPoints) and effect.campaign in names:
-            points[effect.campaign] += effect.points
-        elif isinstance(effect, IssueOffer) and effect.campaign in names:
-            offers[effect.campaign] += 1
-    revenue = event.amount if event.type == "purchase" and event.amount is not None else Decimal(0)
-    for campaign in sorted(set(points) | set(offers)):
-        changes.budgets.append(
-            BudgetChange(
-                campaign,
-                points[campaign],
-                offers[campaign],
-                revenue if points[campaign] else Decimal(0),
-            )
-        )
 
 
 def _tiers_and_offers(changes: Changes, evaluation: Evaluation) -> None:

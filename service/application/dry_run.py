@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from service.application.apply_event import Clock, UnitOfWorkFactory
-from service.application.gather import Gathered, budgeted, decide, gather
+from service.application.gather import Gathered, decide, gather
 from service.application.ports import MemberRecord, Posting
 from service.application.posting import post_clawback
 from service.application.rules_runtime import ActiveRules
@@ -34,7 +34,7 @@ def dry_run(
         known = member is not None
         member = member or MemberRecord(event.customer_id, first_seen_at=clock())
         gathered: Gathered = gather(store, rules, event, member)
-        budgets = store.budgets_used(budgeted(rules)) if budgeted(rules) else {}
+        budgets = store.budgets_used(rules.budgeted) if rules.budgeted else {}
         evaluation = decide(rules, gathered, event, budgets, explain=True)
         effects: list[Effect] = list(evaluation.effects)
         if event.type == "refund" and event.order_id is not None and known:

@@ -94,10 +94,6 @@ def _referral(store: LoyaltyStore, event: Event) -> ReferralContext | None:
     )
 
 
-def budgeted(rules: ActiveRules) -> list[str]:
-    return list(rules.budgeted)
-
-
 def decide(
     rules: ActiveRules,
     gathered: Gathered,
@@ -119,7 +115,7 @@ def decide(
 
 def spent_campaigns(rules: ActiveRules, evaluation: Evaluation) -> list[str]:
     """Budgeted campaigns this evaluation would spend from, sorted (the lock order)."""
-    names = set(budgeted(rules))
+    names = set(rules.budgeted)
     return sorted({c for c in _campaigns(evaluation) if c in names})
 
 

@@ -7,7 +7,8 @@ points; debt = the sum of ledger debt; nothing goes below zero.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Collection, Sequence
 from datetime import timedelta
 from decimal import ROUND_FLOOR, Decimal
 
@@ -19,7 +20,7 @@ from service.application.ports import (
     OrderRecord,
     Posting,
 )
-from service.core.effects import AwardPoints, ClawBackPoints
+from service.core.effects import AwardPoints, ClawBackPoints, Effect, IssueOffer
 from service.core.events import Event
 from service.core.expiry import lot_expiry
 from service.core.ledger import Lot, clawback_points, pay_debt, settle_clawback
@@ -145,3 +146,27 @@ def return_budgets(order: OrderRecord, awards: Sequence[OrderAward]) -> list[Bud
         revenue = revenue.quantize(Decimal("0.0001"))  # money is kept to four places
         changes.append(BudgetChange(award.campaign, points=-give_back, revenue=-revenue))
     return changes
+
+
+def spent_from_budgets(
+    event: Event, effects: Sequence[Effect], budgeted: Collection[str]
+) -> list[BudgetChange]:
+    """What an event's effects take from the budgets of the campaigns that have one:
+    points, offers, and (once per campaign that gave points) the purchase's revenue."""
+    points: dict[str, int] = defaultdict(int)
+    offers: dict[str, int] = defaultdict(int)
+    for effect in effects:
+        if isinstance(effect, AwardPoints) and effect.campaign in budgeted:
+            points[effect.campaign] += effect.points
+        elif isinstance(effect, IssueOffer) and effect.campaign in budgeted:
+            offers[effect.campaign] += 1
+    revenue = event.amount if event.type == "purchase" and event.amount is not None else Decimal(0)
+    return [
+        BudgetChange(
+            campaign,
+            points[campaign],
+            offers[campaign],
+            revenue if points[campaign] else Decimal(0),
+        )
+        for campaign in sorted(set(points) | set(offers))
+    ]

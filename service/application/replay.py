@@ -18,8 +18,22 @@ from decimal import Decimal
 
 from service.application.members import segment_after, update_member
 from service.application.messages import event_messages
-from service.application.ports import IssuedOffer, MemberRecord, OrderAward, OrderRecord, Posting
-from service.application.posting import EARNED, PENDING, post_awards, post_clawback, return_budgets
+from service.application.ports import (
+    BudgetChange,
+    IssuedOffer,
+    MemberRecord,
+    OrderAward,
+    OrderRecord,
+    Posting,
+)
+from service.application.posting import (
+    EARNED,
+    PENDING,
+    post_awards,
+    post_clawback,
+    return_budgets,
+    spent_from_budgets,
+)
 from service.application.replay_records import (
     CampaignTally,
     CustomerOutcome,
@@ -108,7 +122,7 @@ class Replay:
                 if other not in postings:
                     postings[other] = Posting(self._member(other, event.occurred_at).record)
         effects: list[Effect] = list(evaluation.effects)
-        budget_changes: list[tuple[str, int, int, Decimal]] = []
+        budget_changes: list[BudgetChange] = []
         if event.type == "refund":
             self._refund(own, postings[event.customer_id], event, effects, budget_changes)
         self._awards(postings, event, evaluation.effects)
@@ -238,7 +252,7 @@ class Replay:
         posting: Posting,
         event: Event,
         effects: list[Effect],
-        budget_changes: list[tuple[str, int, int, Decimal]],
+        budget_changes: list[BudgetChange],
     ) -> None:
         if event.order_id is None:
             return
@@ -255,8 +269,7 @@ class Replay:
         if order is None:
             return
         awards = member.order_awards.get(event.order_id, [])
-        for change in return_budgets(order, awards):
-            budget_changes.append((change.campaign, change.points, change.offers, change.revenue))
+        budget_changes.extend(return_budgets(order, awards))
         if order.refunded_amount >= order.amount and order.event_id is not None:
             unfired = order.event_id
             for key, times in member.firings.items():
@@ -329,27 +342,18 @@ class Replay:
         awards.sort(key=lambda a: a.campaign)
 
     def _spend(
-        self,
-        event: Event,
-        effects: tuple[Effect, ...],
-        budget_changes: list[tuple[str, int, int, Decimal]],
+        self, event: Event, effects: tuple[Effect, ...], budget_changes: list[BudgetChange]
     ) -> None:
-        points: dict[str, int] = defaultdict(int)
-        offers: dict[str, int] = defaultdict(int)
-        for effect in effects:
-            if isinstance(effect, AwardPoints) and effect.campaign in self._budgeted:
-                points[effect.campaign] += effect.points
-            elif isinstance(effect, IssueOffer) and effect.campaign in self._budgeted:
-                offers[effect.campaign] += 1
-        revenue = event.amount if event.type == "purchase" and event.amount is not None else None
-        for campaign in sorted(set(points) | set(offers)):
-            earned = revenue if revenue is not None and points[campaign] else Decimal(0)
-            budget_changes.append((campaign, points[campaign], offers[campaign], earned))
-        for campaign, p, o, r in budget_changes:
-            if campaign not in self._budgeted:
+        budget_changes.extend(spent_from_budgets(event, effects, self._budgeted))
+        for change in budget_changes:
+            if change.campaign not in self._budgeted:
                 continue  # storage keeps budgets only for campaigns that have one
-            used = self._budgets.get(campaign, BudgetUse())
-            self._budgets[campaign] = BudgetUse(used.points + p, used.offers + o, used.revenue + r)
+            used = self._budgets.get(change.campaign, BudgetUse())
+            self._budgets[change.campaign] = BudgetUse(
+                used.points + change.points,
+                used.offers + change.offers,
+                used.revenue + change.revenue,
+            )
 
     def _referral(
         self,
