@@ -1,11 +1,10 @@
 """`python -m bench.profile`: where one event's time goes, in one process.
 
-Posts distinct purchases (the benchmark's payload) through the Flask test client into
-`create_app` on a fresh SQLite or PostgreSQL database, with the default settings
-(durable-rules, rate limit, metrics; the access log off, which would print a line per
-event: about 0.1 ms), and prints wall and CPU time per event and pyinstrument's call
-tree. No HTTP server or load generator: it shows the application's
-own cost. For a live gunicorn worker under wrk use py-spy instead, e.g.
+Posts distinct purchases (the baskets of ``bench.rules_diff``) through the Flask test
+client into `create_app` on a fresh SQLite or PostgreSQL database, with the default
+settings (durable-rules, rate limit, metrics; the access log off, which would print a
+line per event: about 0.1 ms), and prints wall and CPU time per event and pyinstrument's
+call tree. No HTTP server or load generator: it shows the application's own cost. For a live gunicorn worker under wrk use py-spy instead, e.g.
 ``py-spy record --pid WORKER --duration 8 --format raw -o profile.txt``.
 """
 
@@ -16,46 +15,25 @@ import random
 import time
 import uuid
 from dataclasses import replace
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from bench.http import postgres_database, sqlite_database
 from bench.report import OUT
+from bench.rules_diff import purchase_event
 from service.api.app import create_app
 from service.settings import DEV_API_KEY, Settings
 from service.storage.database import make_engine
 from service.storage.migrate import upgrade
 
-CATEGORIES = ("coffee", "tea", "bakery", "grocery", "dairy", "produce", "apparel", "books")
-CHANNELS = ("app", "store", "web")
-
 
 def purchase(run: str, number: int, members: int, rng: random.Random) -> dict[str, Any]:
-    items, total = [], Decimal(0)
-    for line in range(rng.randint(1, 4)):
-        price = Decimal(rng.randint(100, 20000)) / 100
-        quantity = rng.randint(1, 3)
-        items.append(
-            {
-                "sku": f"sku-{line}",
-                "category": rng.choice(CATEGORIES),
-                "quantity": quantity,
-                "price": str(price),
-            }
-        )
-        total += price * quantity
-    return {
+    base = {
         "event_id": f"{run}-{number}",
-        "type": "purchase",
         "customer_id": f"m{rng.randint(1, members):05d}",
         "occurred_at": "2026-12-05T10:31:07+08:00",
-        "order_id": f"o-{run}-{number}",
-        "amount": str(total),
-        "channel": rng.choice(CHANNELS),
-        "store_id": "s017",
-        "items": items,
     }
+    return purchase_event(rng, base, number, [])
 
 
 def profile(database_url: str, events: int, members: int, tree: bool) -> None:
@@ -69,7 +47,9 @@ def profile(database_url: str, events: int, members: int, tree: bool) -> None:
     client = create_app(settings).test_client()
     headers = {"Authorization": f"Bearer {DEV_API_KEY}"}
     rng, run = random.Random(7), uuid.uuid4().hex[:8]
-    for number in range(100):  # warm: caches, compiled statements, the engine's ruleset
+    # Warm caches, compiled statements and the engine's ruleset first, with order numbers
+    # of their own (the same order id for a member would be a second part of one order).
+    for number in range(events, events + 100):
         client.post("/v1/events", json=purchase(f"w{run}", number, members, rng), headers=headers)
     bodies = [purchase(run, number, members, rng) for number in range(events)]
     profiler = None

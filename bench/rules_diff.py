@@ -73,7 +73,7 @@ def generate_events(
             continue
         roll = rng.random()
         if roll < 0.60:
-            yield _purchase(rng, base, n, orders[customer])
+            yield purchase_event(rng, base, n, orders[customer])
         elif roll < 0.85:
             yield {**base, "type": "activity", "kind": rng.choice(ACTIVITIES)}
         elif roll < 0.92 and orders[customer]:
@@ -94,9 +94,11 @@ def _profile(rng: random.Random, at: datetime) -> dict[str, Any]:
     return profile
 
 
-def _purchase(
+def purchase_event(
     rng: random.Random, base: dict[str, Any], n: int, orders: list[tuple[str, float]]
 ) -> dict[str, Any]:
+    """A purchase of 1-3 basket lines on ``base`` (event_id, customer_id, occurred_at),
+    order ``o-<n>``, noted in ``orders``."""
     items = []
     for _ in range(rng.randrange(1, 4)):
         category, low, high = rng.choice(BASKET)
