@@ -246,6 +246,26 @@ def spend_points(engine: Engine, customer_id: str, points: int) -> None:
 # -- services on rules of a test's own
 
 
+def flat_hundred_campaign(campaign: str, budget_points: int) -> str:
+    """A campaign file: 100 points a purchase until its points budget is spent."""
+    return f"""\
+campaign: {campaign}
+description: A flat hundred points a purchase until {budget_points} points are given
+priority: 0
+budget: {{points: {budget_points}}}
+rules:
+  - name: flat-hundred
+    when:
+      type: purchase
+    then:
+      - award_points: {{points: 100, tier_multiplier: false}}
+tests:
+  - name: a purchase earns a hundred
+    event: {{type: purchase, amount: 1, occurred_at: 2026-12-02T10:00:00+08:00}}
+    expect: {{points: 100}}
+"""
+
+
 def write_rules(directory: Path, campaigns: dict[str, str], *, keep_examples: bool = False) -> Path:
     """A rules directory: the example programme plus the given campaign files."""
     (directory / "campaigns").mkdir(parents=True)

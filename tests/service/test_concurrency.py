@@ -21,6 +21,7 @@ from tests.conftest import AUTH, FixedClock
 from tests.service.helpers import (
     app_for,
     assert_balanced,
+    flat_hundred_campaign,
     ledger_rows,
     member_row,
     points_of,
@@ -33,18 +34,21 @@ PARALLEL = 20
 FEWER = 10  # for the races that add members rather than contention
 
 
-def race(app: Flask, bodies: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
-    """Post every body at once, each from its own thread and client; (status, answer) each."""
+def race(
+    app: Flask, bodies: list[dict[str, Any]], paths: list[str] | None = None
+) -> list[tuple[int, dict[str, Any]]]:
+    """Post every body at once (to /v1/events, or each to its path), each from its own
+    thread and client; (status, answer) each."""
     barrier = threading.Barrier(len(bodies), timeout=30)
 
-    def send(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def send(body: dict[str, Any], path: str) -> tuple[int, dict[str, Any]]:
         client = app.test_client()
         barrier.wait()
-        response = client.post("/v1/events", json=body, headers=AUTH)
+        response = client.post(path, json=body, headers=AUTH)
         return response.status_code, response.get_json(force=True)
 
     with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
-        return list(pool.map(send, bodies))
+        return list(pool.map(send, bodies, paths or ["/v1/events"] * len(bodies)))
 
 
 def statuses(results: list[tuple[int, dict[str, Any]]]) -> Counter[int]:
@@ -140,22 +144,7 @@ def test_a_mix_of_repeats_and_new_events_at_once(app: Flask, services: Services)
     assert assert_balanced(services.db, "eve")["available"] == 28
 
 
-BUDGET_CAMPAIGN = """\
-campaign: small-budget
-description: A flat hundred points a purchase until 650 points are given
-priority: 0
-budget: {points: 650}
-rules:
-  - name: flat-hundred
-    when:
-      type: purchase
-    then:
-      - award_points: {points: 100, tier_multiplier: false}
-tests:
-  - name: a purchase earns a hundred
-    event: {type: purchase, amount: 1, occurred_at: 2026-12-02T10:00:00+08:00}
-    expect: {points: 100}
-"""
+BUDGET_CAMPAIGN = flat_hundred_campaign("small-budget", 650)
 
 
 def test_a_budget_raced_by_many_members_is_never_overspent(
@@ -180,3 +169,26 @@ def test_a_budget_raced_by_many_members_is_never_overspent(
         assert used == 650
         total = sum(assert_balanced(services.db, f"budget-{n}")["available"] for n in range(FEWER))
         assert total == 650
+
+
+def test_batches_sharing_members_and_events_apply_each_event_once(
+    app: Flask, services: Services
+) -> None:
+    # Six batches of the same thirty purchases of five members, each starting elsewhere
+    # in the list, and singles of some of them, all at once: every event is applied by
+    # exactly one request, whatever the batches' transactions and their fallbacks did.
+    sent = [purchase(f"bat-{n % 5}", str(10 + n)) for n in range(30)]
+    batches = [{"events": sent[i:] + sent[:i]} for i in range(0, 30, 5)]
+    singles = sent[:4]
+    paths = ["/v1/events/batch"] * len(batches) + ["/v1/events"] * len(singles)
+    results = race(app, batches + singles, paths)
+
+    items = [item for status, answer in results[:6] for item in answer["results"]]
+    assert {status for status, _ in results[:6]} == {200}
+    applied = Counter(item["event_id"] for item in items if item["http_status"] == 201)
+    applied.update(answer["event_id"] for status, answer in results[6:] if status == 201)
+    assert applied == Counter({body["event_id"]: 1 for body in sent})
+    assert {item["status"] for item in items} <= {"applied", "duplicate"}
+    for member in range(5):
+        expected = sum(10 + n for n in range(member, 30, 5))
+        assert assert_balanced(services.db, f"bat-{member}")["available"] == expected

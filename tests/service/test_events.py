@@ -26,6 +26,7 @@ from tests.service.helpers import (
     assert_problem,
     awards,
     event,
+    flat_hundred_campaign,
     ledger_rows,
     member_row,
     points_of,
@@ -279,22 +280,7 @@ def test_a_bronze_member_gets_no_weekend_bonus(client: FlaskClient, services: Se
     assert points_of(response.get_json()) == 120
 
 
-BUDGET_CAMPAIGN = """\
-campaign: tiny-budget
-description: A flat hundred points a purchase until 250 points are given
-priority: 0
-budget: {points: 250}
-rules:
-  - name: flat-hundred
-    when:
-      type: purchase
-    then:
-      - award_points: {points: 100, tier_multiplier: false}
-tests:
-  - name: a purchase earns a hundred
-    event: {type: purchase, amount: 1, occurred_at: 2026-12-02T10:00:00+08:00}
-    expect: {points: 100}
-"""
+BUDGET_CAMPAIGN = flat_hundred_campaign("tiny-budget", 250)
 
 
 def test_a_campaign_budget_runs_out_exactly(
