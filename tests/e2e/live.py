@@ -1,6 +1,6 @@
-"""Real `loyalty serve` processes for the tests that need their own: to send signals to,
-to kill workers of, or to run two of side by side. (tests/e2e/conftest.py keeps one shared
-server per database for the tests that only talk HTTP.)
+"""Real `loyalty serve` processes: one shared per database for the tests that only talk
+HTTP (tests/e2e/conftest.py), and servers of their own for the tests that send signals,
+kill workers or run two side by side.
 
 Everything here waits by bounded polling, never by sleeping a fixed time.
 """
@@ -38,6 +38,10 @@ class LiveServer:
     database_url: str
     log: Path
     process: subprocess.Popen[bytes]
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return AUTH
 
     @property
     def pid(self) -> int:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e.conftest import Server
+from tests.e2e.live import LiveServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
@@ -36,7 +36,7 @@ def purchase(customer_id: str, amount: str, **extra: Any) -> dict[str, Any]:
     return body
 
 
-def race(server: Server, bodies: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+def race(server: LiveServer, bodies: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
     """Post every body at once, each from its own thread and connection."""
     barrier = threading.Barrier(len(bodies), timeout=TIMEOUT_S)
 
@@ -52,7 +52,7 @@ def race(server: Server, bodies: list[dict[str, Any]]) -> list[tuple[int, dict[s
         return list(pool.map(send, bodies))
 
 
-def customer(server: Server, customer_id: str) -> dict[str, Any]:
+def customer(server: LiveServer, customer_id: str) -> dict[str, Any]:
     response = requests.get(
         f"{server.url}/v1/customers/{customer_id}", headers=server.auth, timeout=TIMEOUT_S
     )
@@ -60,7 +60,7 @@ def customer(server: Server, customer_id: str) -> dict[str, Any]:
     return response.json()  # type: ignore[no-any-return]
 
 
-def ledger(server: Server, customer_id: str) -> list[dict[str, Any]]:
+def ledger(server: LiveServer, customer_id: str) -> list[dict[str, Any]]:
     response = requests.get(
         f"{server.url}/v1/customers/{customer_id}/ledger?limit=200",
         headers=server.auth,
@@ -70,7 +70,7 @@ def ledger(server: Server, customer_id: str) -> list[dict[str, Any]]:
     return response.json()["entries"]  # type: ignore[no-any-return]
 
 
-def test_health_needs_no_key_and_the_api_does(server: Server) -> None:
+def test_health_needs_no_key_and_the_api_does(server: LiveServer) -> None:
     assert requests.get(f"{server.url}/healthz", timeout=TIMEOUT_S).status_code == 200
     ready = requests.get(f"{server.url}/readyz", timeout=TIMEOUT_S)
     assert ready.status_code == 200
@@ -85,7 +85,7 @@ def test_health_needs_no_key_and_the_api_does(server: Server) -> None:
     assert "WWW-Authenticate" in response.headers
 
 
-def test_a_purchase_earns_what_the_example_rules_promise(server: Server) -> None:
+def test_a_purchase_earns_what_the_example_rules_promise(server: LiveServer) -> None:
     member = unique("ann")
     items = [{"sku": "latte", "category": "coffee", "quantity": 2, "price": "30"}]
     body = purchase(member, "88.80", channel="store", items=items)
@@ -119,7 +119,7 @@ def test_a_purchase_earns_what_the_example_rules_promise(server: Server) -> None
     assert customer(server, member)["points"]["available"] == 106
 
 
-def test_twenty_identical_posts_in_parallel_earn_once(server: Server) -> None:
+def test_twenty_identical_posts_in_parallel_earn_once(server: LiveServer) -> None:
     member = unique("bob")
     body = purchase(member, "120.80")
 
@@ -134,7 +134,7 @@ def test_twenty_identical_posts_in_parallel_earn_once(server: Server) -> None:
     ]
 
 
-def test_twenty_distinct_purchases_of_one_member_in_parallel_all_earn(server: Server) -> None:
+def test_twenty_distinct_purchases_of_one_member_in_parallel_all_earn(server: LiveServer) -> None:
     member = unique("cat")
     bodies = [purchase(member, str(10 + n)) for n in range(PARALLEL)]
 
@@ -154,7 +154,7 @@ def test_twenty_distinct_purchases_of_one_member_in_parallel_all_earn(server: Se
     assert {e["event_id"] for e in entries} == {b["event_id"] for b in bodies}
 
 
-def test_one_event_id_raced_for_two_customers_is_applied_once(server: Server) -> None:
+def test_one_event_id_raced_for_two_customers_is_applied_once(server: LiveServer) -> None:
     first, second = unique("dan"), unique("eve")
     body = purchase(first, "40")
     bodies = [body, {**body, "customer_id": second}] * (PARALLEL // 2)
