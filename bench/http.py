@@ -433,26 +433,22 @@ def http_suite(
     api_key = f"bench-{uuid.uuid4().hex}"
     results: dict[str, Any] = {"database": database}
 
+    def single_events(url: str, duration: float) -> WrkResult:
+        return run_wrk(
+            url,
+            mode="single",
+            api_key=api_key,
+            load=load,
+            duration=duration,
+            connections=load.connections,
+        )
+
     port = free_port()
     env = server_env(database_url, api_key, port, workers)
     progress(f"[{database}] baseline: bare Flask under the same gunicorn config")
     with baseline_server(env, port, log_dir / f"baseline-{database}.log") as server:
-        run_wrk(
-            server.url,
-            mode="single",
-            api_key=api_key,
-            load=load,
-            duration=load.warmup,
-            connections=load.connections,
-        )
-        baseline = run_wrk(
-            server.url,
-            mode="single",
-            api_key=api_key,
-            load=load,
-            duration=load.duration,
-            connections=load.connections,
-        )
+        single_events(server.url, load.warmup)
+        baseline = single_events(server.url, load.duration)
     results["baseline"] = baseline.summary()
     progress(f"[{database}] baseline: {baseline.events_per_s:,.0f} requests/s")
 
@@ -461,23 +457,9 @@ def http_suite(
     env = server_env(database_url, api_key, port, workers)
     progress(f"[{database}] service: loyalty serve, fresh migrated database")
     with service_server(env, port, log_dir / f"service-{database}.log") as server:
-        warm = run_wrk(
-            server.url,
-            mode="single",
-            api_key=api_key,
-            load=load,
-            duration=load.warmup,
-            connections=load.connections,
-        )
+        warm = single_events(server.url, load.warmup)
         results["warmup"] = warm.summary()
-        peak = run_wrk(
-            server.url,
-            mode="single",
-            api_key=api_key,
-            load=load,
-            duration=load.duration,
-            connections=load.connections,
-        )
+        peak = single_events(server.url, load.duration)
         results["max"] = peak.summary()
         results["ratio_to_baseline"] = (
             round(peak.events_per_s / baseline.events_per_s, 3) if baseline.events_per_s else None

@@ -4,7 +4,8 @@ Posts distinct purchases (the baskets of ``bench.rules_diff``) through the Flask
 client into `create_app` on a fresh SQLite or PostgreSQL database, with the default
 settings (durable-rules, rate limit, metrics; the access log off, which would print a
 line per event: about 0.1 ms), and prints wall and CPU time per event and pyinstrument's
-call tree. No HTTP server or load generator: it shows the application's own cost. For a live gunicorn worker under wrk use py-spy instead, e.g.
+call tree. No HTTP server or load generator: it shows the application's own cost. For
+a live gunicorn worker under wrk use py-spy instead, e.g.
 ``py-spy record --pid WORKER --duration 8 --format raw -o profile.txt``.
 """
 
