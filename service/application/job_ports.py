@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from types import TracebackType
 from typing import Any, Protocol
 
 from service.application.ports import (
@@ -18,6 +17,7 @@ from service.application.ports import (
     Posting,
     StoredMessage,
     TierMove,
+    Transaction,
 )
 from service.core.ledger import Lot
 from service.core.messaging import Sent
@@ -101,20 +101,5 @@ class JobStore(LoyaltyStore, Protocol):
     def drop_lease(self, name: str, holder: str) -> None: ...
 
 
-class JobUnitOfWork(Protocol):
-    @property
-    def store(self) -> JobStore: ...
-
-    def __enter__(self) -> JobUnitOfWork: ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    def commit(self) -> None: ...
-
-
+JobUnitOfWork = Transaction[JobStore]
 JobUnitOfWorkFactory = Callable[[], JobUnitOfWork]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from service.core.evaluation import BudgetUse
 from service.core.ledger import Lot, Take
@@ -403,13 +403,16 @@ class LoyaltyStore(Protocol):
     def history_before(self, event: StoredEvent) -> MemberHistory: ...
 
 
-class UnitOfWork(Protocol):
-    """One transaction. Leaving the block without commit() rolls back."""
+StoreT_co = TypeVar("StoreT_co", covariant=True)
+
+
+class Transaction(Protocol[StoreT_co]):
+    """One transaction over a store. Leaving the block without commit() rolls back."""
 
     @property
-    def store(self) -> LoyaltyStore: ...
+    def store(self) -> StoreT_co: ...
 
-    def __enter__(self) -> UnitOfWork: ...
+    def __enter__(self) -> Transaction[StoreT_co]: ...
 
     def __exit__(
         self,
@@ -419,6 +422,9 @@ class UnitOfWork(Protocol):
     ) -> None: ...
 
     def commit(self) -> None: ...
+
+
+UnitOfWork = Transaction[LoyaltyStore]
 
 
 class DuplicateEvent(Exception):

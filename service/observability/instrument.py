@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from time import perf_counter
 from types import TracebackType
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
-from service.application.ports import LoyaltyStore
+from service.application.ports import LoyaltyStore, Transaction
 from service.core.conditions import Facts
 from service.core.evaluation import Matcher
 from service.observability.metrics import observe_evaluation, observe_ledger_write
@@ -37,26 +37,10 @@ class TimedMatcher:
         return getattr(self.inner, name)
 
 
-class _Transaction(Protocol):
-    @property
-    def store(self) -> Any: ...
-
-    def __enter__(self) -> Any: ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    def commit(self) -> None: ...
-
-
 class MeasuredUnitOfWork:
     """A UnitOfWork whose commit observes the time since the first write to its store."""
 
-    def __init__(self, inner: _Transaction) -> None:
+    def __init__(self, inner: Transaction[Any]) -> None:
         self._inner = inner
         self._store: _MeasuredStore | None = None
 
