@@ -12,10 +12,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from service.application.event_ports import EventStore, GroupReads
 from service.application.gather import (
     Gathered,
     decide,
-    event_reads,
     gather,
     spent_campaigns,
 )
@@ -25,14 +25,13 @@ from service.application.ports import (
     Changes,
     DuplicateEvent,
     IssuedOffer,
-    LoyaltyStore,
     MemberRecord,
-    OpenedEvent,
     OrderAward,
     OrderRecord,
     Posting,
     StoredEvent,
     TierMove,
+    Transaction,
     UnitOfWork,
 )
 from service.application.posting import (
@@ -42,6 +41,7 @@ from service.application.posting import (
     spent_from_budgets,
 )
 from service.application.rules_runtime import ActiveRules
+from service.application.working_set import WorkingSet
 from service.core.effects import (
     AwardPoints,
     ChangeTier,
@@ -59,6 +59,7 @@ from service.event_schema import event_to_json
 log = logging.getLogger(__name__)
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]
+EventUnitOfWorkFactory = Callable[[], Transaction[EventStore]]
 Clock = Callable[[], datetime]
 
 
@@ -77,104 +78,148 @@ def body_hash(event: Event, payload: dict[str, Any] | None = None) -> str:
 
 
 def apply_event(
-    uow_factory: UnitOfWorkFactory, rules: ActiveRules, event: Event, clock: Clock
+    uow_factory: EventUnitOfWorkFactory, rules: ActiveRules, event: Event, clock: Clock
 ) -> EventOutcome:
-    # Worked out before the transaction: on SQLite every writer waits for it to end.
-    payload = event_to_json(event)
-    digest = body_hash(event, payload)
-    try:
-        with uow_factory() as uow:
-            outcome = _apply_in(uow.store, rules, event, clock, payload, digest)
-            uow.commit()
-            return outcome
-    except DuplicateEvent:
-        # The same event_id committed first under another member's lock.
-        with uow_factory() as uow:
-            earlier = uow.store.find_event(event.event_id)
-        if earlier is None:
-            raise
-        return _repeat(earlier, digest)
+    """One event in a transaction of its own (a group of one)."""
+    (outcome,) = apply_group(uow_factory, rules, [event], clock)
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
 
 
 def apply_batch(
-    uow_factory: UnitOfWorkFactory, rules: ActiveRules, batch: Sequence[Event], clock: Clock
+    uow_factory: EventUnitOfWorkFactory, rules: ActiveRules, batch: Sequence[Event], clock: Clock
 ) -> list[EventOutcome | EventConflict]:
-    """Apply a batch's events a few dozen to a transaction: one commit (and one flush to
-    disk) for each group. Each event still stands alone: a duplicate is answered as such
-    and an event_id reused with another body is refused, without touching the others.
+    """Apply a batch's events a few hundred to a transaction: one commit (and one flush
+    to disk) for each group. Each event still stands alone: a duplicate is answered as
+    such and an event_id reused with another body is refused, without touching the others.
 
-    Events are taken in customer-id order (a member's own events keep their order), and
-    a group locks all its members first, in that order, before anything is decided;
-    budgets are locked later, as single events lock them: after their member. Groups stay
-    small because a group holds its members' locks until it commits: larger ones made
-    concurrent batches queue behind each other. Should a group's transaction fail all
-    the same (an event_id committed meanwhile by another request, a deadlock through a
-    referrer or a budget, a lost connection), its events are applied one transaction
-    each, which is where such races are already resolved.
+    Events are taken in customer-id order (a member's own events keep their order), so
+    a group's members are locked in id order and two groups never wait on each other.
     """
     order = sorted(range(len(batch)), key=lambda i: batch[i].customer_id)
     outcomes: dict[int, EventOutcome | EventConflict] = {}
     for start in range(0, len(order), EVENTS_PER_TRANSACTION):
         group = order[start : start + EVENTS_PER_TRANSACTION]
-        outcomes.update(_apply_group(uow_factory, rules, batch, group, clock))
+        for index, outcome in zip(
+            group, apply_group(uow_factory, rules, [batch[i] for i in group], clock), strict=True
+        ):
+            if isinstance(outcome, Exception) and not isinstance(outcome, EventConflict):
+                raise outcome
+            outcomes[index] = outcome
     return [outcomes[index] for index in range(len(batch))]
 
 
-EVENTS_PER_TRANSACTION = 50
+EVENTS_PER_TRANSACTION = 100
+
+Outcome = EventOutcome | EventConflict | Exception
 
 
-def _apply_group(
-    uow_factory: UnitOfWorkFactory,
+def apply_group(
+    uow_factory: EventUnitOfWorkFactory,
     rules: ActiveRules,
-    batch: Sequence[Event],
-    group: list[int],
+    events: Sequence[Event],
     clock: Clock,
-) -> dict[int, EventOutcome | EventConflict]:
-    outcomes: dict[int, EventOutcome | EventConflict] = {}
-    payloads = {index: event_to_json(batch[index]) for index in group}
-    digests = {index: body_hash(batch[index], payloads[index]) for index in group}
+) -> list[Outcome]:
+    """Apply events in one transaction: lock their members (in id order), read what
+    deciding them needs in a few set-based statements, decide each in turn in memory
+    (a member's later event sees the earlier one's effects), write everything, commit.
+
+    Each event's outcome is its own: EventOutcome, EventConflict (an event_id reused
+    with another body) or the exception that event met. Should the group's transaction
+    fail (an event_id committed meanwhile by another request, a deadlock through a
+    referrer or a budget, a lost connection, one event's failure), its events are
+    applied one transaction each, where such failures stay with the event that met them.
+    """
+    prepared = [_prepared(event) for event in events]
     try:
+        return list(_apply_together(uow_factory, rules, prepared, clock))
+    except Exception as error:
+        if len(events) > 1:
+            log.warning("%d events are applied one by one", len(events), exc_info=True)
+            return [_apply_alone(uow_factory, rules, item, clock) for item in prepared]
+        return [_after_failure(uow_factory, prepared[0], error)]
+
+
+def _prepared(event: Event) -> tuple[Event, dict[str, Any], str]:
+    # Worked out before the transaction: on SQLite every writer waits for it to end.
+    payload = event_to_json(event)
+    return event, payload, body_hash(event, payload)
+
+
+def _apply_alone(
+    uow_factory: EventUnitOfWorkFactory,
+    rules: ActiveRules,
+    item: tuple[Event, dict[str, Any], str],
+    clock: Clock,
+) -> Outcome:
+    try:
+        return _apply_together(uow_factory, rules, [item], clock)[0]
+    except Exception as error:
+        return _after_failure(uow_factory, item, error)
+
+
+def _after_failure(
+    uow_factory: EventUnitOfWorkFactory, item: tuple[Event, dict[str, Any], str], error: Exception
+) -> Outcome:
+    """A lone event's transaction failed. If its event_id was committed first under
+    another member's lock, it is a repeat; otherwise the failure is the event's own."""
+    if isinstance(error, DuplicateEvent):
+        event, _payload, digest = item
         with uow_factory() as uow:
-            members = sorted({batch[index].customer_id for index in group})
-            uow.store.lock_members(members, clock())
-            for index in group:
-                event = batch[index]
-                try:
-                    outcomes[index] = _apply_in(
-                        uow.store, rules, event, clock, payloads[index], digests[index]
-                    )
-                except EventConflict as conflict:
-                    outcomes[index] = conflict
-            uow.commit()
-    except Exception:
-        log.warning("%d events of a batch are applied one by one", len(group), exc_info=True)
-        return {index: _one_of_batch(uow_factory, rules, batch[index], clock) for index in group}
+            earlier = uow.store.find_event(event.event_id)
+        if earlier is not None:
+            try:
+                return _repeat(earlier, digest)
+            except EventConflict as conflict:
+                return conflict
+    return error
+
+
+def _apply_together(
+    uow_factory: EventUnitOfWorkFactory,
+    rules: ActiveRules,
+    prepared: Sequence[tuple[Event, dict[str, Any], str]],
+    clock: Clock,
+) -> list[Outcome]:
+    events = [event for event, _payload, _digest in prepared]
+    with uow_factory() as uow:
+        store = uow.store
+        loaded = store.lock_and_read(group_reads(rules, events, clock()))
+        members = WorkingSet.loaded(loaded, store, rules.budgeted)
+        outcomes: list[Outcome] = []
+        for event, payload, digest in prepared:
+            try:
+                outcomes.append(record_event(members, rules, event, digest, payload, clock))
+            except EventConflict as conflict:
+                outcomes.append(conflict)
+        store.write_group(members.write)
+        uow.commit()
     return outcomes
 
 
-def _one_of_batch(
-    uow_factory: UnitOfWorkFactory, rules: ActiveRules, event: Event, clock: Clock
-) -> EventOutcome | EventConflict:
-    try:
-        return apply_event(uow_factory, rules, event, clock)
-    except EventConflict as conflict:
-        return conflict
+def group_reads(rules: ActiveRules, events: Sequence[Event], now: datetime) -> GroupReads:
+    programme = rules.ruleset.programme
+    tiers = programme.tiers
+    earliest = min(event.occurred_at for event in events)
+    customer_ids = sorted({event.customer_id for event in events})
+    return GroupReads(
+        customer_ids=tuple(customer_ids),
+        referrers=tuple(sorted({e.referrer_id for e in events if e.referrer_id is not None})),
+        event_ids=tuple(sorted({event.event_id for event in events})),
+        orders_since=earliest - max(programme.rfm.window, tiers.window),
+        order_ids=tuple(
+            sorted({e.order_id for e in events if e.order_id is not None and e.type in ORDERS})
+        ),
+        rule_keys=rules.limited,
+        lots_of=tuple(sorted({e.customer_id for e in events if e.type == "refund"})),
+        earned_since=earliest - tiers.window if tiers.metric == "points" else None,
+        budgets=rules.budgeted,
+        now=now,
+    )
 
 
-def _apply_in(
-    store: LoyaltyStore,
-    rules: ActiveRules,
-    event: Event,
-    clock: Clock,
-    payload: dict[str, Any],
-    digest: str,
-) -> EventOutcome:
-    # The member's row is locked first; the event is looked up under that lock, so a twin
-    # of this event for the same member that committed while we waited is seen here.
-    opened = store.open_event(event_reads(rules, event, clock()))
-    if opened.earlier is not None:
-        return _repeat(opened.earlier, digest)
-    return record_event(store, rules, event, opened, digest, payload, clock)
+ORDERS = ("purchase", "refund")
 
 
 def _repeat(earlier: StoredEvent, digest: str) -> EventOutcome:
@@ -187,20 +232,21 @@ def _repeat(earlier: StoredEvent, digest: str) -> EventOutcome:
 
 
 def record_event(
-    store: LoyaltyStore,
+    members: WorkingSet,
     rules: ActiveRules,
     event: Event,
-    opened: OpenedEvent,
     digest: str,
     payload: dict[str, Any],
     clock: Clock,
 ) -> EventOutcome:
-    """Decide and write one event for the member whose row this transaction has locked
-    (``opened``: what was read under that lock)."""
-    member = opened.member
-    gathered = gather(store, rules, event, member, opened)
+    """Decide one event against the group's members in memory and fold its changes in."""
+    earlier = members.event(event.event_id)
+    if earlier is not None:
+        return _repeat(earlier, digest)
+    member = members.member(event.customer_id, clock())
+    gathered = gather(members, rules, event, member)
     evaluation, postings = _decide_with_locks(
-        store, rules, event, gathered, member, clock, dict(opened.budgets)
+        members, rules, event, gathered, member, clock, members.budgets_used(rules.budgeted)
     )
     changes = Changes(
         event=StoredEvent(
@@ -218,7 +264,7 @@ def record_event(
     )
     effects: list[Effect] = list(evaluation.effects)
     if event.type == "refund":
-        _refund(store, changes, event, effects)
+        _refund(members, changes, event, effects)
     _awards(changes, event, evaluation, rules)
     if event.type == "purchase" and event.order_id is not None and event.amount is not None:
         _record_order(changes, event, evaluation)
@@ -226,7 +272,7 @@ def record_event(
     _tiers_and_offers(changes, evaluation)
     _referral(changes, event, gathered, rules)
     changes.messages = mark_duplicates(
-        store,
+        members,
         event.customer_id,
         event_messages(event, effects, changes.offers, rules.ruleset.programme, clock()),
     )
@@ -241,12 +287,12 @@ def record_event(
     member.segment = segment_after(rules.ruleset.programme.rfm, gathered.snapshot, event)
     answer = event_answer(event.event_id, "applied", effects, member, rules, changes.offers)
     changes.event = replace(changes.event, result=answer)
-    store.apply(changes)
+    members.apply(changes)
     return EventOutcome("applied", answer, replace(evaluation, effects=tuple(effects)))
 
 
 def _decide_with_locks(
-    store: LoyaltyStore,
+    store: WorkingSet,
     rules: ActiveRules,
     event: Event,
     gathered: Gathered,
@@ -277,7 +323,7 @@ def _decide_with_locks(
     return evaluation, postings
 
 
-def _refund(store: LoyaltyStore, changes: Changes, event: Event, effects: list[Effect]) -> None:
+def _refund(store: WorkingSet, changes: Changes, event: Event, effects: list[Effect]) -> None:
     if event.order_id is None:
         return
     order = store.find_order(event.customer_id, event.order_id)

@@ -6,8 +6,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Protocol
 
-from service.application.ports import EventReads, LoyaltyStore, MemberRecord, OpenedEvent
+from service.application.ports import MemberRecord
 from service.application.rules_runtime import ActiveRules
 from service.core.customer import CustomerSnapshot
 from service.core.effects import Evaluation
@@ -22,35 +23,38 @@ class Gathered:
     referral: ReferralContext | None
 
 
-def event_reads(rules: ActiveRules, event: Event, now: datetime) -> EventReads:
-    return EventReads(
-        customer_id=event.customer_id,
-        event_id=event.event_id,
-        now=now,
-        rule_keys=rules.limited,
-        orders_since=event.occurred_at - rules.ruleset.programme.rfm.window,
-        orders_until=event.occurred_at,
-        budgets=rules.budgeted,
-    )
+class MemberReads(Protocol):
+    """What gathering reads: the event store's working set, or the tables (dry runs)."""
+
+    def read_member(self, customer_id: str) -> MemberRecord | None: ...
+
+    def rule_firings(
+        self, customer_id: str, rule_keys: Iterable[str]
+    ) -> dict[str, tuple[datetime, ...]]: ...
+
+    def orders_between(
+        self, customer_id: str, since: datetime, until: datetime
+    ) -> tuple[Decimal, int]: ...
+
+    def tier_value(
+        self, customer_id: str, metric: str, since: datetime, until: datetime
+    ) -> Decimal: ...
+
+    def referrals_rewarded(self, referrer_id: str) -> tuple[datetime, ...]: ...
 
 
 def gather(
-    store: LoyaltyStore,
+    store: MemberReads,
     rules: ActiveRules,
     event: Event,
     member: MemberRecord,
-    opened: OpenedEvent | None = None,
 ) -> Gathered:
-    """The member's snapshot for evaluation; from ``opened`` where it was read already."""
+    """The member's snapshot for evaluation."""
     programme = rules.ruleset.programme
     at = event.occurred_at
-    if opened is not None:
-        firings = opened.firings
-        spend, orders = opened.recent_spend, opened.recent_orders
-    else:
-        limited = rules.limited
-        firings = store.rule_firings(member.customer_id, limited) if limited else {}
-        spend, orders = store.orders_between(member.customer_id, at - programme.rfm.window, at)
+    limited = rules.limited
+    firings = store.rule_firings(member.customer_id, limited) if limited else {}
+    spend, orders = store.orders_between(member.customer_id, at - programme.rfm.window, at)
     tiers = programme.tiers
     if tiers.window == programme.rfm.window and tiers.metric in ("spend", "orders"):
         # The same orders answer both: one query instead of two on every event.
@@ -81,7 +85,7 @@ def gather(
     return Gathered(snapshot, _referral(store, event))
 
 
-def _referral(store: LoyaltyStore, event: Event) -> ReferralContext | None:
+def _referral(store: MemberReads, event: Event) -> ReferralContext | None:
     if event.type != "referral" or event.referrer_id is None:
         return None
     referrer = store.read_member(event.referrer_id)

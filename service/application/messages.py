@@ -6,13 +6,13 @@ dispatcher (service.application.outbox) delivers them later.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from service.application.job_ports import JobUnitOfWorkFactory
-from service.application.ports import IssuedOffer, LoyaltyStore, NewMessage, StoredMessage
+from service.application.ports import IssuedOffer, NewMessage, StoredMessage
 from service.core.effects import ChangeTier, Effect, SendMessage
 from service.core.errors import NotFound
 from service.core.events import Event
@@ -119,8 +119,12 @@ def expiry_message(warning: ExpiryWarning, now: datetime) -> NewMessage:
     )
 
 
+class DedupeKeys(Protocol):
+    def dedupe_keys_used(self, customer_id: str, keys: Iterable[str]) -> set[str]: ...
+
+
 def mark_duplicates(
-    store: LoyaltyStore, customer_id: str, messages: Sequence[NewMessage]
+    store: DedupeKeys, customer_id: str, messages: Sequence[NewMessage]
 ) -> list[NewMessage]:
     """A dedupe key is used once per member: later messages with it are suppressed, and the
     outbox says so. Called under the member's lock, so two events cannot both claim a key."""

@@ -11,10 +11,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from service.core.evaluation import BudgetUse
 from service.core.ledger import Lot, Take
+
+if TYPE_CHECKING:
+    from service.application.event_ports import GroupReads, GroupWrite, LoadedGroup
 
 
 @dataclass(slots=True)
@@ -136,30 +139,6 @@ class BudgetChange:
     points: int = 0
     offers: int = 0
     revenue: Decimal = Decimal(0)
-
-
-@dataclass(frozen=True, slots=True)
-class EventReads:
-    """What applying an event reads before deciding, asked for together: storage may
-    answer it in one round trip. The member's row is created if new, and locked."""
-
-    customer_id: str
-    event_id: str
-    now: datetime
-    rule_keys: tuple[str, ...]  # rules with a limit: their firings for the member
-    orders_since: datetime  # the member's orders in (since, until]: spend and count
-    orders_until: datetime
-    budgets: tuple[str, ...]  # budgeted campaigns: what each has used
-
-
-@dataclass(frozen=True, slots=True)
-class OpenedEvent:
-    member: MemberRecord
-    earlier: StoredEvent | None  # the same event_id, already applied
-    firings: dict[str, tuple[datetime, ...]]
-    recent_spend: Decimal
-    recent_orders: int
-    budgets: dict[str, BudgetUse]
 
 
 @dataclass(slots=True)
@@ -312,15 +291,16 @@ class StoredMessage:
 
 
 class LoyaltyStore(Protocol):
-    def open_event(self, reads: EventReads) -> OpenedEvent: ...
+    """Everything the SQLAlchemy store offers the use cases; the event path needs only
+    its EventStore part (service.application.event_ports)."""
+
+    def lock_and_read(self, reads: GroupReads) -> LoadedGroup: ...
+
+    def write_group(self, changes: GroupWrite, recorded_at: datetime | None = None) -> None: ...
 
     def find_event(self, event_id: str) -> StoredEvent | None: ...
 
     def lock_member(self, customer_id: str, now: datetime) -> MemberRecord: ...
-
-    def lock_members(self, customer_ids: Sequence[str], now: datetime) -> None:
-        """Create (if new) and lock these members, in the order given."""
-        ...
 
     def read_member(self, customer_id: str) -> MemberRecord | None: ...
 
@@ -351,8 +331,6 @@ class LoyaltyStore(Protocol):
     ) -> tuple[Decimal, int]: ...
 
     def referrals_rewarded(self, referrer_id: str) -> tuple[datetime, ...]: ...
-
-    def apply(self, changes: Changes) -> None: ...
 
     def ledger_page(
         self, customer_id: str, before_id: int | None, limit: int

@@ -13,10 +13,14 @@ from service.core.evaluation import Matcher
 from service.observability.metrics import observe_evaluation, observe_ledger_write
 
 # Store methods that write a use case's changes; the time from the first of them to the
-# commit is the ledger write latency, labelled with the method's name.
-WRITES = frozenset(
-    {"apply", "save_redemption", "reverse_redemption", "redeem_offer", "write_posting"}
-)
+# commit is the ledger write latency, labelled with the operation (events: "apply").
+WRITES = {
+    "write_group": "apply",
+    "save_redemption": "save_redemption",
+    "reverse_redemption": "reverse_redemption",
+    "redeem_offer": "redeem_offer",
+    "write_posting": "write_posting",
+}
 
 
 class TimedMatcher:
@@ -85,7 +89,7 @@ class _MeasuredStore:
         def write(*args: Any, **kwargs: Any) -> Any:
             if self.write_started is None:
                 self.write_started = perf_counter()
-                self.operation = name
+                self.operation = WRITES[name]
             return attribute(*args, **kwargs)
 
         return write

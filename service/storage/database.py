@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import fcntl
 import os
+import weakref
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -73,7 +74,8 @@ def _sqlite_engine(url: str) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     if queue is not None:
-        _leave_queue_after_transactions(engine, queue)
+        _QUEUES[engine] = queue
+        _leave_queue_at_checkin(engine, queue)
 
     return engine
 
@@ -127,27 +129,9 @@ def _key(dbapi_connection: Any) -> int:
     return id(getattr(dbapi_connection, "dbapi_connection", dbapi_connection))
 
 
-def _leave_queue_after_transactions(engine: Engine, queue: WriterQueue) -> None:
-    """Leave the queue once COMMIT or ROLLBACK has run (SQLAlchemy's commit and rollback
-    events fire before it, while SQLite still holds its lock), and when a connection goes
-    back to the pool, whatever happened to it."""
-    dialect = engine.dialect
-    commit, rollback = dialect.do_commit, dialect.do_rollback
-
-    def do_commit(dbapi_connection: Any) -> None:
-        try:
-            commit(dbapi_connection)
-        finally:
-            queue.leave(dbapi_connection)
-
-    def do_rollback(dbapi_connection: Any) -> None:
-        try:
-            rollback(dbapi_connection)
-        finally:
-            queue.leave(dbapi_connection)
-
-    dialect.do_commit = do_commit  # type: ignore[method-assign]
-    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+def _leave_queue_at_checkin(engine: Engine, queue: WriterQueue) -> None:
+    """Leave the queue when a connection goes back to the pool, whatever happened to it
+    (the unit of work leaves it as soon as it has committed: leave_writer_queue)."""
 
     @event.listens_for(engine, "checkin")
     def _on_checkin(dbapi_connection: Any, _record: Any) -> None:
@@ -160,3 +144,15 @@ def _leave_queue_after_transactions(engine: Engine, queue: WriterQueue) -> None:
     @event.listens_for(engine, "close_detached")
     def _on_close_detached(dbapi_connection: Any) -> None:
         queue.forget(dbapi_connection)
+
+
+_QUEUES: weakref.WeakKeyDictionary[Engine, WriterQueue] = weakref.WeakKeyDictionary()
+
+
+def leave_writer_queue(connection: Connection) -> None:
+    """Called once a transaction has ended (COMMIT or ROLLBACK has run): the next writer
+    may begin. SQLAlchemy's commit and rollback events fire before the statement runs,
+    while SQLite still holds its lock, so the unit of work calls this after them."""
+    queue = _QUEUES.get(connection.engine)
+    if queue is not None:
+        queue.leave(connection.connection.dbapi_connection)

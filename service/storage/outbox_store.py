@@ -45,11 +45,15 @@ class OutboxStore:
     def add_messages(
         self, customer_id: str, event_id: str | None, messages: Sequence[NewMessage]
     ) -> None:
-        if not messages:
+        self.add_messages_of([(customer_id, event_id, message) for message in messages])
+
+    def add_messages_of(self, items: Sequence[tuple[str, str | None, NewMessage]]) -> None:
+        """Messages of several members and events, in one statement."""
+        if not items:
             return
         now = datetime.now(UTC)
         rows = []
-        for message in messages:
+        for customer_id, event_id, message in items:
             created = message.created_at or now
             queued = message.status == "queued"
             rows.append(

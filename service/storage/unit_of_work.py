@@ -6,6 +6,7 @@ from types import TracebackType
 
 from sqlalchemy import Connection, Engine
 
+from service.storage.database import leave_writer_queue
 from service.storage.store import SqlStore
 
 
@@ -38,6 +39,7 @@ class SqlUnitOfWork:
         try:
             if self._connection.in_transaction():
                 self._connection.rollback()
+                leave_writer_queue(self._connection)
         finally:
             self._connection.close()
             self._connection = None
@@ -45,3 +47,4 @@ class SqlUnitOfWork:
     def commit(self) -> None:
         assert self._connection is not None
         self._connection.commit()
+        leave_writer_queue(self._connection)

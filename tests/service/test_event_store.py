@@ -1,5 +1,5 @@
-"""The event path's statements on the driver's cursor (service.storage.driver), and the
-queue SQLite writers wait in (service.storage.database.WriterQueue).
+"""The event path's storage (service.storage.event_store), and the queue SQLite writers
+wait in (service.storage.database.WriterQueue).
 
 Storage cases run on SQLite and PostgreSQL (the ``database_url`` fixture)."""
 
@@ -7,21 +7,21 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import bindparam, create_engine, insert, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import create_engine, insert, select, text
 from sqlalchemy.pool import NullPool
 
+from service.application.event_ports import GroupWrite
+from service.application.ports import DuplicateEvent, StoredEvent
 from service.bootstrap import Services
 from service.storage.database import make_engine
-from service.storage.driver import Driver, Statement
 from service.storage.migrate import upgrade
-from service.storage.store import INSERT_EVENT, SELECT_ORDERS_BETWEEN, SqlStore
+from service.storage.store import SqlStore
 from service.storage.tables import events, ledger_entries, orders, point_lots
+from service.storage.unit_of_work import SqlUnitOfWork
 from tests.service.helpers import SATURDAY, add_member, post, purchase
 
 AT = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -43,7 +43,7 @@ def _event_row(event_id: str) -> dict[str, object]:
 
 def test_each_new_lots_ledger_line_names_that_lot(client: FlaskClient, services: Services) -> None:
     # A gold member's Saturday app purchase earns from two campaigns: two lots, two
-    # ledger lines, written in one batch, each line taking the id of the lot just before.
+    # ledger lines, written in one group, each line naming its own lot.
     add_member(services.db, "ann", tier="gold")
     body = purchase("ann", "120.80", channel="app", occurred_at=SATURDAY)
     assert post(client, body).status_code == 201
@@ -68,52 +68,15 @@ def test_each_new_lots_ledger_line_names_that_lot(client: FlaskClient, services:
         assert (line_points, lot_event, lot_member) == (lot_points, body["event_id"], "ann")
 
 
-def test_values_go_in_and_come_out_as_through_sqlalchemy(services: Services) -> None:
-    with services.db.connect() as connection:
-        connection.begin()
-        driver = Driver(connection)
-        driver.execute(INSERT_EVENT, _event_row("e-1"))
-        connection.execute(
-            insert(orders).values(
-                customer_id="ann",
-                order_id="o-1",
-                event_id="e-1",
-                amount=Decimal("12.5"),
-                occurred_at=AT,
-                points_earned=12,
-                points_clawed=0,
-                refunded_amount=Decimal("0.25"),
-            )
-        )
-        stored = connection.execute(select(events).where(events.c.event_id == "e-1")).one()
-        assert stored.payload == {"amount": "12.50", "items": [{"sku": "a"}]}
-        assert stored.occurred_at == AT
-        rows = driver.fetch(
-            SELECT_ORDERS_BETWEEN,
-            {"b_customer_id": "ann", "b_since": AT - timedelta(days=1), "b_until": AT},
-        )
-        assert rows == [(Decimal("12.5000"), Decimal("0.2500"))]
-        in_list = Statement(
-            select(events.c.event_id, events.c.occurred_at, events.c.result).where(
-                events.c.event_id.in_(bindparam("b_ids", expanding=True))
-            )
-        )
-        found = driver.fetch(in_list, {"b_ids": ("e-1", "e-2")})
-        assert found == [("e-1", AT, {"status": "applied"})]
-        connection.rollback()
-
-
-def test_a_unique_violation_in_a_batch_raises_and_the_transaction_keeps_nothing(
+def test_a_repeated_event_id_in_a_group_raises_and_the_transaction_keeps_nothing(
     services: Services,
 ) -> None:
     with services.db.connect() as connection:
         connection.begin()
-        driver = Driver(connection)
-        with pytest.raises(IntegrityError):
-            driver.fetch_all(
-                [(INSERT_EVENT, _event_row("e-1")), (INSERT_EVENT, _event_row("e-1"))],
-                want_rows=False,
-            )
+        store = SqlStore(connection)
+        stored = StoredEvent("e-1", "ann", "purchase", AT, "0" * 64, {}, {}, "v1")
+        with pytest.raises(DuplicateEvent):
+            store.write_group(GroupWrite(events=[stored, stored]))
         connection.rollback()
     with services.db.connect() as connection:
         assert connection.execute(select(events)).all() == []
@@ -146,10 +109,11 @@ def test_sqlite_writers_take_turns_and_leave_the_queue_at_commit(tmp_path: Path)
     first, second = make_engine(url), make_engine(url)  # as two gunicorn workers
     order: list[str] = []
     second_waiting = threading.Event()
+    second_began = threading.Event()
     try:
-        held = first.connect()
-        held.begin()
-        held.execute(insert(events).values(_event_row("e-1")))
+        unit = SqlUnitOfWork(first)
+        unit.__enter__()
+        unit.store.db.execute(insert(events).values(_event_row("e-1")))
         order.append("first wrote")
 
         def other_writer() -> None:
@@ -157,21 +121,21 @@ def test_sqlite_writers_take_turns_and_leave_the_queue_at_commit(tmp_path: Path)
                 second_waiting.set()
                 connection.begin()  # waits in the queue until the first commits
                 order.append("second began")
+                second_began.set()
                 connection.execute(insert(events).values(_event_row("e-2")))
                 connection.commit()
 
         thread = threading.Thread(target=other_writer)
         thread.start()
         assert second_waiting.wait(10)
-        thread.join(0.3)
-        assert thread.is_alive(), "the second writer must wait while the first holds the queue"
+        assert not second_began.wait(0.3), "the second writer must wait for the first"
         order.append("first commits")
-        held.commit()
-        # The first connection stays checked out; the queue is left at commit regardless.
+        unit.commit()
+        # The first unit of work is still open; the queue is left at commit regardless.
+        assert second_began.wait(10)
         thread.join(10)
-        assert not thread.is_alive()
         assert order == ["first wrote", "first commits", "second began"]
-        held.close()
+        unit.__exit__(None, None, None)
         with first.connect() as connection:
             ids = connection.execute(select(events.c.event_id).order_by(events.c.event_id))
             assert [row[0] for row in ids] == ["e-1", "e-2"]
@@ -199,8 +163,7 @@ def test_sqlite_readers_do_not_queue_behind_a_writer(tmp_path: Path) -> None:
 def test_text_with_quotes_and_semicolons_round_trips_exactly(
     client: FlaskClient, services: Services
 ) -> None:
-    # On PostgreSQL the event path sends values quoted into one text of several
-    # statements; whatever a client writes must come back byte for byte.
+    # Whatever a client writes must come back byte for byte.
     tricky = 'o\';DROP_TABLE_events;--\\\\"q"$1%s%(x)s'  # ids: printable ASCII
     text = "l'été; DROP TABLE events; -- \\\\ %s 🎟"
     body = purchase("x'y;z", "12.50", order_id=tricky, store_id=tricky)

@@ -1,0 +1,350 @@
+"""The members of a group of events, held in memory while the group is decided.
+
+Loaded once per group (service.application.event_ports.LoadedGroup), read by each event's
+decision and updated with its changes, so a member's later event sees the earlier one's
+effects without asking storage again. What the group changed comes out as one GroupWrite.
+A replay or a rules diff keeps one working set for all its members and never writes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol
+
+from service.application.event_ports import (
+    GroupWrite,
+    LedgerLineToWrite,
+    LoadedGroup,
+    LotToCreate,
+)
+from service.application.ports import (
+    BudgetChange,
+    Changes,
+    MemberRecord,
+    OrderAward,
+    OrderRecord,
+    StoredEvent,
+)
+from service.application.posting import EARNED, PENDING
+from service.application.replay_records import MemberOrders
+from service.core.evaluation import BudgetUse
+from service.core.ledger import Lot
+
+
+@dataclass(slots=True)
+class MemberState:
+    record: MemberRecord
+    lots: dict[int, Lot] = field(default_factory=dict)  # with points left
+    orders: MemberOrders = field(default_factory=MemberOrders)
+    order_awards: dict[str, list[OrderAward]] = field(default_factory=dict)
+    firings: dict[str, list[tuple[datetime, str]]] = field(default_factory=dict)
+    earned: list[tuple[datetime, int]] = field(default_factory=list)
+    referrals_rewarded: list[datetime] = field(default_factory=list)
+    dedupe_keys: set[str] = field(default_factory=set)
+
+
+class MemberSource(Protocol):
+    """Where a working set asks for what it was not given up front (the event store)."""
+
+    def lock_member(self, customer_id: str, now: datetime) -> MemberRecord: ...
+
+    def lock_budgets(self, campaigns: Iterable[str]) -> dict[str, BudgetUse]: ...
+
+    def dedupe_keys_used(self, customer_id: str, keys: Iterable[str]) -> set[str]: ...
+
+
+class MemoryOnly:
+    """A source that knows nothing beyond memory: a replay's case."""
+
+    def lock_member(self, customer_id: str, now: datetime) -> MemberRecord:
+        return MemberRecord(customer_id, first_seen_at=now)
+
+    def lock_budgets(self, campaigns: Iterable[str]) -> dict[str, BudgetUse]:
+        return {}
+
+    def dedupe_keys_used(self, customer_id: str, keys: Iterable[str]) -> set[str]:
+        return set()
+
+
+class WorkingSet:
+    def __init__(
+        self,
+        source: MemberSource | None = None,
+        budgeted: Iterable[str] = (),
+        *,
+        keep_writes: bool = True,
+    ) -> None:
+        self._source: MemberSource = source or MemoryOnly()
+        self.members: dict[str, MemberState] = {}
+        self.events: dict[str, StoredEvent] = {}
+        self.budgets: dict[str, BudgetUse] = {}
+        self._budgeted = frozenset(budgeted)
+        self._locked_budgets: set[str] = set()
+        self._next_lot = -1
+        self._keep = keep_writes
+        self.write = GroupWrite()
+
+    @classmethod
+    def loaded(
+        cls, group: LoadedGroup, source: MemberSource, budgeted: Iterable[str]
+    ) -> WorkingSet:
+        ws = cls(source, budgeted)
+        for customer_id, record in group.members.items():
+            ws.members[customer_id] = MemberState(record)
+        ws.events.update(group.events)
+        for order in group.orders:
+            ws.members[order.customer_id].orders.include(order)
+        for customer_id, order_id, award in group.order_awards:
+            ws.members[customer_id].order_awards.setdefault(order_id, []).append(award)
+        for state in ws.members.values():
+            for awards in state.order_awards.values():
+                awards.sort(key=lambda a: a.campaign)
+        for customer_id, key, at, event_id in group.firings:
+            ws.members[customer_id].firings.setdefault(key, []).append((at, event_id))
+        for customer_id, lot in group.lots:
+            ws.members[customer_id].lots[lot.id] = lot
+        for customer_id, at, points in group.earned:
+            ws.members[customer_id].earned.append((at, points))
+        for referrer_id, at in group.referrals_rewarded:
+            ws.members[referrer_id].referrals_rewarded.append(at)
+        ws.budgets.update(group.budgets)
+        return ws
+
+    # -- reads, as storage would answer them
+
+    def event(self, event_id: str) -> StoredEvent | None:
+        return self.events.get(event_id)
+
+    def member(self, customer_id: str, now: datetime) -> MemberRecord:
+        """The member's record, live: changes to it are the group's changes."""
+        return self._state(customer_id, now).record
+
+    def read_member(self, customer_id: str) -> MemberRecord | None:
+        state = self.members.get(customer_id)
+        return state.record if state is not None else None
+
+    def lock_member(self, customer_id: str, now: datetime) -> MemberRecord:
+        return self._state(customer_id, now).record
+
+    def _state(self, customer_id: str, now: datetime) -> MemberState:
+        state = self.members.get(customer_id)
+        if state is None:
+            state = self.members[customer_id] = MemberState(
+                self._source.lock_member(customer_id, now)
+            )
+        return state
+
+    def rule_firings(
+        self, customer_id: str, rule_keys: Iterable[str]
+    ) -> dict[str, tuple[datetime, ...]]:
+        firings = self.members[customer_id].firings
+        return {
+            key: tuple(sorted(at for at, _ in firings[key])) for key in rule_keys if key in firings
+        }
+
+    def orders_between(
+        self, customer_id: str, since: datetime, until: datetime
+    ) -> tuple[Decimal, int]:
+        return self.members[customer_id].orders.between(since, until)
+
+    def tier_value(
+        self, customer_id: str, metric: str, since: datetime, until: datetime
+    ) -> Decimal:
+        state = self.members[customer_id]
+        if metric == "points":
+            return Decimal(sum(p for at, p in state.earned if since < at <= until))
+        spend, count = state.orders.between(since, until)
+        return Decimal(count) if metric == "orders" else spend
+
+    def referrals_rewarded(self, referrer_id: str) -> tuple[datetime, ...]:
+        state = self.members.get(referrer_id)
+        return tuple(sorted(state.referrals_rewarded)) if state is not None else ()
+
+    def lots(self, customer_id: str) -> list[Lot]:
+        return [lot for lot in self.members[customer_id].lots.values() if lot.remaining > 0]
+
+    def find_order(self, customer_id: str, order_id: str) -> OrderRecord | None:
+        """A copy: the caller changes it and hands it back in Changes."""
+        order = self.members[customer_id].orders.by_id.get(order_id)
+        return replace(order) if order is not None else None
+
+    def order_awards(self, customer_id: str, order_id: str) -> list[OrderAward]:
+        awards = self.members[customer_id].order_awards.get(order_id, [])
+        return [replace(award) for award in awards]
+
+    def order_event(self, customer_id: str, order_id: str) -> str | None:
+        order = self.members[customer_id].orders.by_id.get(order_id)
+        return order.event_id if order is not None else None
+
+    def budgets_used(self, campaigns: Iterable[str]) -> dict[str, BudgetUse]:
+        return {c: self.budgets[c] for c in campaigns if c in self.budgets}
+
+    def lock_budgets(self, campaigns: Iterable[str]) -> dict[str, BudgetUse]:
+        names = sorted(campaigns)
+        fresh = [c for c in names if c not in self._locked_budgets]
+        if fresh:
+            self.budgets.update(self._source.lock_budgets(fresh))
+            self._locked_budgets.update(fresh)
+        return {c: self.budgets.get(c, BudgetUse()) for c in names}
+
+    def dedupe_keys_used(self, customer_id: str, keys: Iterable[str]) -> set[str]:
+        known = self.members[customer_id].dedupe_keys
+        wanted = set(keys)
+        used = wanted & known
+        unknown = wanted - known
+        if unknown:
+            found = self._source.dedupe_keys_used(customer_id, unknown)
+            known.update(found)
+            used |= found
+        return used
+
+    # -- one event's changes, folded in
+
+    def apply(self, changes: Changes) -> None:
+        event = changes.event
+        self.events[event.event_id] = event
+        own = self.members[event.customer_id]
+        write = self.write
+        if self._keep:
+            write.events.append(event)
+        for customer_id, posting in changes.postings.items():
+            state = self.members[customer_id]
+            keys = []
+            for new in posting.new_lots:
+                key = self._next_lot
+                self._next_lot -= 1
+                keys.append(key)
+                state.lots[key] = Lot(
+                    key, new.earned_at, new.points, new.expires_at, new.order_id, new.pending
+                )
+                if self._keep:
+                    write.lots.append(
+                        LotToCreate(key, customer_id, event.event_id, new, new.points)
+                    )
+            for take in posting.takes:
+                lot = state.lots[take.lot_id]
+                state.lots[take.lot_id] = replace(lot, remaining=lot.remaining - take.points)
+                if self._keep:
+                    self._take(take.lot_id, take.points)
+            for line in posting.ledger:
+                if line.kind in (EARNED, PENDING):
+                    state.earned.append((event.occurred_at, line.points))
+                if self._keep:
+                    if line.new_lot is not None:
+                        line = replace(line, lot_id=keys[line.new_lot], new_lot=None)
+                    write.ledger.append(
+                        LedgerLineToWrite(
+                            customer_id,
+                            event.event_id,
+                            event.occurred_at,
+                            changes.rules_version,
+                            line,
+                        )
+                    )
+            if self._keep:
+                write.members[customer_id] = state.record
+        for rule_key in changes.firings:
+            own.firings.setdefault(rule_key, []).append((event.occurred_at, event.event_id))
+            if self._keep:
+                write.firings.append(
+                    (event.customer_id, rule_key, event.occurred_at, event.event_id)
+                )
+        if changes.unfire_event is not None:
+            gone = changes.unfire_event
+            for rule_key, times in own.firings.items():
+                own.firings[rule_key] = [(at, e) for at, e in times if e != gone]
+            if self._keep:
+                write.unfired.append(gone)
+        if changes.order is not None:
+            self._order(own, changes)
+        for change in changes.budgets:
+            self._spend(change)
+        for message in changes.messages:
+            if message.dedupe_key is not None and message.status == "queued":
+                own.dedupe_keys.add(message.dedupe_key)
+        if changes.referral is not None:
+            referrer_id, rewarded = changes.referral
+            if rewarded:
+                self.members[referrer_id].referrals_rewarded.append(event.occurred_at)
+        if self._keep:
+            write.members[event.customer_id] = own.record
+            at, cid, eid = event.occurred_at, event.customer_id, event.event_id
+            write.tier_moves.extend((cid, eid, at, move) for move in changes.tier_moves)
+            write.offers.extend((cid, eid, at, offer) for offer in changes.offers)
+            if changes.referral is not None:
+                write.referrals.append((cid, changes.referral[0], eid, at, changes.referral[1]))
+            write.messages.extend((cid, eid, message) for message in changes.messages)
+
+    def _take(self, lot_id: int, points: int) -> None:
+        write = self.write
+        if lot_id > 0:
+            write.lot_takes[lot_id] = write.lot_takes.get(lot_id, 0) + points
+            return
+        for index, lot in enumerate(write.lots):
+            if lot.key == lot_id:
+                write.lots[index] = replace(lot, remaining=lot.remaining - points)
+                return
+
+    def _order(self, own: MemberState, changes: Changes) -> None:
+        """A purchase adds to its order (a new one, or a later part of a split shipment);
+        a refund hands back its whole order, as it now stands."""
+        given = changes.order
+        assert given is not None
+        orders = own.orders
+        known = orders.by_id.get(given.order_id)
+        if changes.event.type == "purchase":
+            if known is None:
+                order = replace(given)
+            else:
+                order = replace(
+                    known,
+                    amount=known.amount + given.amount,
+                    points_earned=known.points_earned + given.points_earned,
+                )
+            awards = {a.campaign: a for a in own.order_awards.get(given.order_id, [])}
+            for added in changes.order_awards:
+                was = awards.get(added.campaign)
+                awards[added.campaign] = (
+                    replace(added)
+                    if was is None
+                    else replace(
+                        was, points=was.points + added.points, revenue=was.revenue + added.revenue
+                    )
+                )
+            updated = sorted(awards.values(), key=lambda a: a.campaign)
+        else:
+            order = replace(given)
+            updated = [replace(a) for a in changes.order_awards]
+        if known is not None:
+            orders.exclude(known)
+        orders.include(order)
+        own.order_awards[given.order_id] = updated
+        if self._keep:
+            cid = order.customer_id
+            self.write.orders[(cid, order.order_id)] = order
+            for award in updated:
+                self.write.order_awards[(cid, order.order_id, award.campaign)] = award
+
+    def _spend(self, change: BudgetChange) -> None:
+        if change.campaign not in self._budgeted:
+            return  # storage keeps budgets only for campaigns that have one
+        used = self.budgets.get(change.campaign, BudgetUse())
+        self.budgets[change.campaign] = BudgetUse(
+            used.points + change.points, used.offers + change.offers, used.revenue + change.revenue
+        )
+        if not self._keep:
+            return
+        was = self.write.budgets.get(change.campaign)
+        self.write.budgets[change.campaign] = (
+            change
+            if was is None
+            else BudgetChange(
+                change.campaign,
+                was.points + change.points,
+                was.offers + change.offers,
+                was.revenue + change.revenue,
+            )
+        )
