@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
-from service.application.apply_event import Clock
+from service.application.apply_event import Clock, apply_group
+from service.application.group_commit import GroupCommit
 from service.application.ports import UnitOfWork
 from service.application.rules_runtime import RulesRuntime
 from service.core.evaluation import Matcher
@@ -40,6 +41,13 @@ class Services:
     rules: RulesRuntime
     clock: Clock
     on_engine_fallback: Callable[[str], None]
+    events: GroupCommit = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.events = GroupCommit(
+            lambda rules, events: apply_group(self.uow, rules, events, self.clock),
+            on_group=metrics.observe_group,
+        )
 
     def uow(self) -> UnitOfWork:
         # Measured: the time from writing the changes to the commit is a metric.
@@ -76,9 +84,11 @@ def build_services(
             build_matcher(ruleset.rules, ruleset.version, settings.engine, on_engine_fallback)
         )
 
+    db = make_engine(settings.database_url)
+    metrics.count_database_calls(db)
     services = Services(
         settings=settings,
-        db=make_engine(settings.database_url),
+        db=db,
         rules=RulesRuntime(matcher_for),
         clock=clock,
         on_engine_fallback=on_engine_fallback,

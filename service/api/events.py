@@ -11,7 +11,7 @@ from service.api import rules_admin
 from service.api.auth import require
 from service.api.request_body import json_body
 from service.api.schemas import BatchRequest, DryRunFlag, DryRunRequest
-from service.application.apply_event import EventOutcome, apply_batch, apply_event
+from service.application.apply_event import EventOutcome, apply_batch
 from service.application.dry_run import dry_run
 from service.bootstrap import Services
 from service.core.errors import EventConflict
@@ -34,7 +34,7 @@ def post_event() -> tuple[Response, int]:
     svc = services()
     if flags["dry_run"]:
         return jsonify(dry_run(svc.read_uow, svc.rules.active, event, svc.clock)), 200
-    outcome = apply_event(svc.uow, svc.rules.active, event, svc.clock)
+    outcome = svc.events.apply(svc.rules.active, event)
     return jsonify(outcome.answer), 201 if outcome.status == "applied" else 200
 
 

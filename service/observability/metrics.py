@@ -32,7 +32,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, event, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -71,6 +71,22 @@ class Metrics:
             "Time from writing a use case's changes (ledger, lots, balance) to its commit",
             ["operation"],
             buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.group_size = Histogram(
+            "loyalty_event_group_size",
+            "Events applied together in one transaction (single requests joined, or a batch's)",
+            buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 100),
+            registry=registry,
+        )
+        self.db_statements = Counter(
+            "loyalty_db_statements_total",
+            "Statements sent to the database (an executemany counts once)",
+            registry=registry,
+        )
+        self.db_round_trips = Counter(
+            "loyalty_db_round_trips_total",
+            "Calls that wait on the database: statements, BEGIN, COMMIT and ROLLBACK",
             registry=registry,
         )
         self.job_runs = Counter(
@@ -136,6 +152,33 @@ def observe_evaluation(seconds: float) -> None:
 
 def observe_ledger_write(operation: str, seconds: float) -> None:
     metrics().ledger_write.labels(operation=operation).observe(seconds)
+
+
+def observe_group(size: int) -> None:
+    metrics().group_size.observe(size)
+
+
+def count_database_calls(engine: Engine) -> None:
+    """Count the statements and round trips of ``engine`` (SQLAlchemy's public events)."""
+    recorded = metrics()
+
+    def statement(*_args: object) -> None:
+        recorded.db_statements.inc()
+        recorded.db_round_trips.inc()
+
+    def other(*_args: object) -> None:
+        recorded.db_round_trips.inc()
+
+    event.listen(engine, "before_cursor_execute", statement)
+    # SQLite's BEGIN IMMEDIATE is a statement of ours (service.storage.database), counted
+    # above; psycopg sends BEGIN on its own before a transaction's first statement.
+    ends = (
+        ("commit", "rollback")
+        if engine.dialect.name == "sqlite"
+        else ("begin", "commit", "rollback")
+    )
+    for name in ends:
+        event.listen(engine, name, other)
 
 
 def record_job_run(job: str, ok: bool) -> None:

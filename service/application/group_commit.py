@@ -1,0 +1,91 @@
+"""Group commit: single events that arrive together in one worker share a transaction.
+
+The first request to find no group being written becomes the leader: it takes every
+event waiting (its own among them), applies them as one group and hands each request its
+own outcome. Requests arriving meanwhile wait for the next group, which the first of them
+to wake leads. With no load a group is one event and nobody waits on a timer; under load
+one commit (and one flush to disk) serves many requests.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from service.application.apply_event import EventOutcome, Outcome
+from service.application.rules_runtime import ActiveRules
+from service.core.errors import EventConflict
+from service.core.events import Event
+
+ApplyGroup = Callable[[ActiveRules, Sequence[Event]], list[Outcome]]
+MAX_GROUP = 64
+
+
+@dataclass(eq=False, slots=True)
+class _Waiting:
+    rules: ActiveRules
+    event: Event
+    outcome: Outcome | None = None
+    done: bool = field(default=False)
+
+
+class GroupCommit:
+    def __init__(
+        self,
+        apply_group: ApplyGroup,
+        on_group: Callable[[int], None] = lambda size: None,
+        max_group: int = MAX_GROUP,
+    ) -> None:
+        self._apply = apply_group
+        self._on_group = on_group
+        self._max = max_group
+        self._changed = threading.Condition()
+        self._waiting: list[_Waiting] = []
+        self._writing = False
+
+    def apply(self, rules: ActiveRules, event: Event) -> EventOutcome:
+        """Apply one event in whichever group it joins; raises what that event met
+        (EventConflict for an event_id reused with another body)."""
+        mine = _Waiting(rules, event)
+        with self._changed:
+            self._waiting.append(mine)
+        while True:
+            with self._changed:
+                while self._writing and not mine.done:
+                    self._changed.wait()
+                if mine.done:
+                    break
+                self._writing = True
+                group = self._take()
+            try:
+                self._lead(group)
+            finally:
+                with self._changed:
+                    self._writing = False
+                    self._changed.notify_all()
+        outcome = mine.outcome
+        if isinstance(outcome, (Exception, EventConflict)):
+            raise outcome
+        assert isinstance(outcome, EventOutcome)
+        return outcome
+
+    def _take(self) -> list[_Waiting]:
+        """The oldest waiting events of one rules version (a reload between requests
+        starts a new group)."""
+        rules = self._waiting[0].rules
+        group = [w for w in self._waiting if w.rules is rules][: self._max]
+        taken = set(map(id, group))
+        self._waiting = [w for w in self._waiting if id(w) not in taken]
+        return group
+
+    def _lead(self, group: list[_Waiting]) -> None:
+        self._on_group(len(group))
+        try:
+            outcomes: list[Outcome] = self._apply(group[0].rules, [w.event for w in group])
+        except Exception as error:
+            outcomes = [error] * len(group)
+        with self._changed:
+            for waiting, outcome in zip(group, outcomes, strict=True):
+                waiting.outcome = outcome
+                waiting.done = True
