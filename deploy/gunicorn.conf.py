@@ -11,16 +11,11 @@ import re
 import shutil
 
 bind = os.environ.get("LOYALTY_BIND", "127.0.0.1:8000")
-_database = os.environ.get("LOYALTY_DATABASE_URL", "sqlite:///var/loyalty.db")
-# SQLite takes one writer at a time, so threads would only queue on its lock; PostgreSQL
-# overlaps the round trips of several requests per worker.
-if _database.startswith("sqlite"):
-    worker_class = "sync"
-    threads = 1
-else:
-    worker_class = "gthread"
-    threads = int(os.environ.get("LOYALTY_THREADS", "4"))
-workers = int(os.environ.get("LOYALTY_WORKERS", multiprocessing.cpu_count() * 2))
+# Threads let concurrent events of a worker share one transaction (group commit): on
+# SQLite, whose writers take turns, and on PostgreSQL, whose commits flush to disk.
+worker_class = "gthread"
+threads = int(os.environ.get("LOYALTY_THREADS", "8"))
+workers = int(os.environ.get("LOYALTY_WORKERS", multiprocessing.cpu_count()))
 preload_app = False
 timeout = 30
 graceful_timeout = 30

@@ -78,28 +78,25 @@ class EventPathStore:
         }
         others = [c for c in reads.referrers if c not in found]
         if others:
-            query = select(members).where(members.c.customer_id.in_(others))
-            for row in db.execute(self._locked(query)).mappings():
+            query = SELECT_MEMBERS_FOR_UPDATE if self.dialect == "postgresql" else SELECT_MEMBERS
+            for row in db.execute(query, {"ids": others}).mappings():
                 found[row["customer_id"]] = _member(row)
         cids = list(reads.customer_ids)
         stored = {
             row.event_id: _stored_event(row)
-            for row in db.execute(select(events).where(events.c.event_id.in_(reads.event_ids)))
+            for row in db.execute(SELECT_EVENTS, {"ids": list(reads.event_ids)})
         }
-        window = orders.c.occurred_at > reads.orders_since
+        window = {"ids": cids, "since": reads.orders_since}
         if reads.order_ids:
-            window = or_(window, orders.c.order_id.in_(reads.order_ids))
-        order_rows = [
-            OrderRecord(**row)
-            for row in db.execute(
-                select(orders).where(orders.c.customer_id.in_(cids), window)
-            ).mappings()
-        ]
+            found_orders = db.execute(
+                SELECT_ORDERS_OR_THESE, {**window, "order_ids": list(reads.order_ids)}
+            )
+        else:
+            found_orders = db.execute(SELECT_ORDERS, window)
+        order_rows = [OrderRecord(**row) for row in found_orders.mappings()]
         awards: list[tuple[str, str, OrderAward]] = []
         if reads.order_ids:
-            query = select(order_awards).where(
-                order_awards.c.customer_id.in_(cids), order_awards.c.order_id.in_(reads.order_ids)
-            )
+            rows = db.execute(SELECT_AWARDS, {"ids": cids, "order_ids": list(reads.order_ids)})
             awards = [
                 (
                     r["customer_id"],
@@ -112,19 +109,12 @@ class EventPathStore:
                         r["event_id"],
                     ),
                 )
-                for r in db.execute(query).mappings()
+                for r in rows.mappings()
             ]
         firings: list[tuple[str, str, datetime, str]] = []
         if reads.rule_keys:
-            query = select(
-                rule_firings.c.customer_id,
-                rule_firings.c.rule_key,
-                rule_firings.c.occurred_at,
-                rule_firings.c.event_id,
-            ).where(
-                rule_firings.c.customer_id.in_(cids), rule_firings.c.rule_key.in_(reads.rule_keys)
-            )
-            firings = [(c, k, at, e) for c, k, at, e in db.execute(query)]
+            rows = db.execute(SELECT_FIRINGS, {"ids": cids, "keys": list(reads.rule_keys)})
+            firings = [(c, k, at, e) for c, k, at, e in rows]
         return LoadedGroup(
             members=found,
             events=stored,
@@ -151,9 +141,6 @@ class EventPathStore:
     def _lots(self, customer_ids: Sequence[str]) -> list[tuple[str, Lot]]:
         if not customer_ids:
             return []
-        query = select(point_lots).where(
-            point_lots.c.customer_id.in_(customer_ids), point_lots.c.remaining > 0
-        )
         return [
             (
                 r["customer_id"],
@@ -166,7 +153,7 @@ class EventPathStore:
                     bool(r["pending"]),
                 ),
             )
-            for r in self.db.execute(query).mappings()
+            for r in self.db.execute(SELECT_LOTS, {"ids": list(customer_ids)}).mappings()
         ]
 
     def _earned(
@@ -174,33 +161,20 @@ class EventPathStore:
     ) -> list[tuple[str, datetime, int]]:
         if since is None:
             return []
-        query = select(
-            ledger_entries.c.customer_id, ledger_entries.c.occurred_at, ledger_entries.c.points
-        ).where(
-            ledger_entries.c.customer_id.in_(customer_ids),
-            ledger_entries.c.kind.in_(EARNING_KINDS),
-            ledger_entries.c.occurred_at > since,
-        )
-        return [(c, at, int(points)) for c, at, points in self.db.execute(query)]
+        rows = self.db.execute(SELECT_EARNED, {"ids": list(customer_ids), "since": since})
+        return [(c, at, int(points)) for c, at, points in rows]
 
     def _rewarded(self, referrer_ids: Sequence[str]) -> list[tuple[str, datetime]]:
         if not referrer_ids:
             return []
-        query = select(referrals.c.referrer_id, referrals.c.occurred_at).where(
-            referrals.c.referrer_id.in_(referrer_ids), referrals.c.rewarded == 1
-        )
-        return [(referrer, at) for referrer, at in self.db.execute(query)]
+        rows = self.db.execute(SELECT_REWARDED, {"ids": list(referrer_ids)})
+        return [(referrer, at) for referrer, at in rows]
 
     def _budgets(self, campaigns: Sequence[str]) -> dict[str, BudgetUse]:
         if not campaigns:
             return {}
-        query = select(
-            campaign_budgets.c.campaign,
-            campaign_budgets.c.points_used,
-            campaign_budgets.c.offers_issued,
-            campaign_budgets.c.revenue,
-        ).where(campaign_budgets.c.campaign.in_(campaigns))
-        return {c: BudgetUse(p, o, r) for c, p, o, r in self.db.execute(query)}
+        rows = self.db.execute(SELECT_BUDGETS, {"names": list(campaigns)})
+        return {c: BudgetUse(p, o, r) for c, p, o, r in rows}
 
     def _locked(self, query: Any) -> Any:
         return query.with_for_update() if self.dialect == "postgresql" else query
@@ -249,18 +223,14 @@ class EventPathStore:
                 for n in names
             ],
         )
-        query = self._locked(
-            select(campaign_budgets)
-            .where(campaign_budgets.c.campaign.in_(names))
-            .order_by(campaign_budgets.c.campaign)
-        )
+        query = self._locked(SELECT_BUDGETS_TO_SPEND)
         return {
             r["campaign"]: BudgetUse(r["points_used"], r["offers_issued"], r["revenue"])
-            for r in self.db.execute(query).mappings()
+            for r in self.db.execute(query, {"names": names}).mappings()
         }
 
     def find_event(self, event_id: str) -> StoredEvent | None:
-        row = self.db.execute(select(events).where(events.c.event_id == event_id)).first()
+        row = self.db.execute(SELECT_EVENTS, {"ids": [event_id]}).first()
         return _stored_event(row) if row is not None else None
 
     # -- writing a group
@@ -272,7 +242,7 @@ class EventPathStore:
         now = recorded_at or datetime.now(UTC)
         if changes.events:
             try:
-                db.execute(insert(events), [_event_row(e, now) for e in changes.events])
+                db.execute(INSERT_EVENTS, [_event_row(e, now) for e in changes.events])
             except IntegrityError as error:
                 if _is_event_id_taken(error):
                     raise DuplicateEvent(changes.events[0].event_id) from error
@@ -291,14 +261,14 @@ class EventPathStore:
             db.execute(SAVE_MEMBER, [_member_row(m) for _, m in sorted(changes.members.items())])
         if changes.firings:
             db.execute(
-                insert(rule_firings),
+                INSERT_FIRINGS,
                 [
                     {"customer_id": c, "rule_key": k, "occurred_at": at, "event_id": e}
                     for c, k, at, e in changes.firings
                 ],
             )
         if changes.unfired:
-            db.execute(delete(rule_firings).where(rule_firings.c.event_id.in_(changes.unfired)))
+            db.execute(UNFIRE, {"ids": changes.unfired})
         if changes.orders:
             db.execute(
                 _overwrite(self.dialect, "orders"),
@@ -437,6 +407,63 @@ def _overwrite(dialect: str, name: str) -> Any:
     )
 
 
+def _list(name: str) -> Any:
+    """A bound list for IN: the statement is built once, whatever the list's length."""
+    return bindparam(name, expanding=True)
+
+
+_MINE = members.c.customer_id.in_(_list("ids"))
+SELECT_MEMBERS = select(members).where(_MINE)
+SELECT_MEMBERS_FOR_UPDATE = SELECT_MEMBERS.with_for_update()
+SELECT_EVENTS = select(events).where(events.c.event_id.in_(_list("ids")))
+SELECT_ORDERS = select(orders).where(
+    orders.c.customer_id.in_(_list("ids")),
+    orders.c.occurred_at > bindparam("since", type_=orders.c.occurred_at.type),
+)
+SELECT_ORDERS_OR_THESE = select(orders).where(
+    orders.c.customer_id.in_(_list("ids")),
+    or_(
+        orders.c.occurred_at > bindparam("since", type_=orders.c.occurred_at.type),
+        orders.c.order_id.in_(_list("order_ids")),
+    ),
+)
+SELECT_AWARDS = select(order_awards).where(
+    order_awards.c.customer_id.in_(_list("ids")), order_awards.c.order_id.in_(_list("order_ids"))
+)
+SELECT_FIRINGS = select(
+    rule_firings.c.customer_id,
+    rule_firings.c.rule_key,
+    rule_firings.c.occurred_at,
+    rule_firings.c.event_id,
+).where(rule_firings.c.customer_id.in_(_list("ids")), rule_firings.c.rule_key.in_(_list("keys")))
+SELECT_LOTS = select(point_lots).where(
+    point_lots.c.customer_id.in_(_list("ids")), point_lots.c.remaining > 0
+)
+SELECT_EARNED = select(
+    ledger_entries.c.customer_id, ledger_entries.c.occurred_at, ledger_entries.c.points
+).where(
+    ledger_entries.c.customer_id.in_(_list("ids")),
+    ledger_entries.c.kind.in_(EARNING_KINDS),
+    ledger_entries.c.occurred_at > bindparam("since", type_=ledger_entries.c.occurred_at.type),
+)
+SELECT_REWARDED = select(referrals.c.referrer_id, referrals.c.occurred_at).where(
+    referrals.c.referrer_id.in_(_list("ids")), referrals.c.rewarded == 1
+)
+SELECT_BUDGETS = select(
+    campaign_budgets.c.campaign,
+    campaign_budgets.c.points_used,
+    campaign_budgets.c.offers_issued,
+    campaign_budgets.c.revenue,
+).where(campaign_budgets.c.campaign.in_(_list("names")))
+SELECT_BUDGETS_TO_SPEND = (
+    select(campaign_budgets)
+    .where(campaign_budgets.c.campaign.in_(_list("names")))
+    .order_by(campaign_budgets.c.campaign)
+)
+INSERT_EVENTS = insert(events)
+INSERT_LEDGER = insert(ledger_entries)
+INSERT_FIRINGS = insert(rule_firings)
+UNFIRE = delete(rule_firings).where(rule_firings.c.event_id.in_(_list("ids")))
 INSERT_LOTS = insert(point_lots).returning(point_lots.c.id, sort_by_parameter_order=True)
 TAKE_FROM_LOT = (
     update(point_lots)
