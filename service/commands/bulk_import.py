@@ -134,7 +134,7 @@ class Rejections:
 
     def __init__(self, report: TextIO | None = None) -> None:
         self.report = report
-        self.spool: IO[str] = tempfile.SpooledTemporaryFile(  # noqa: SIM115 closed in close()
+        self.spool: IO[str] = tempfile.SpooledTemporaryFile(  # noqa: SIM115 closed on exit
             max_size=1 << 20, mode="w+", encoding="utf-8"
         )
 
@@ -156,7 +156,10 @@ class Rejections:
                 body.get("errors"),
             )
 
-    def close(self) -> None:
+    def __enter__(self) -> Rejections:
+        return self
+
+    def __exit__(self, *_: object) -> None:
         self.spool.close()
 
 

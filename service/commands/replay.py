@@ -13,12 +13,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterable
-from contextlib import ExitStack, closing, nullcontext
+from contextlib import ExitStack, nullcontext
 from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from service.settings import Settings
 
 if TYPE_CHECKING:  # the import itself is loaded when the command runs
+    from service.bootstrap import Services
     from service.commands.bulk_import import Rejection, Tally
 
 DEFAULT_BATCH = 500
@@ -65,9 +66,7 @@ def replay_command(path: str, batch: int, report_path: str | None, quiet: bool) 
 def _replay(stack: ExitStack, path: str, batch: int, report_path: str | None, quiet: bool) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from service.application.apply_event import apply_batch
     from service.bootstrap import build_services
-    from service.commands.bulk_import import BulkImport, Progress, Rejections, read_lines
     from service.core.errors import RuleFileError
     from service.settings import SettingsError
 
@@ -87,26 +86,47 @@ def _replay(stack: ExitStack, path: str, batch: int, report_path: str | None, qu
     except (SettingsError, RuleFileError, SQLAlchemyError, OSError) as error:
         return _cannot(f"cannot start: {error}")
     stack.callback(services.db.dispose)
-    rejections = stack.enter_context(closing(Rejections(report)))
-    rules = services.rules.active
-    importer = BulkImport(
-        lambda events: apply_batch(services.uow, rules, events, services.clock),
-        batch,
-        Progress(None if quiet else sys.stderr),
-        rejections,
-    )
     name = "<stdin>" if path == STDIN else path
-    try:
-        importer.run(read_lines(source))
-    except KeyboardInterrupt:
-        write_summary(name, importer.tally, rejections, sys.stdout)
-        print(
-            f"loyalty replay: interrupted after line {importer.tally.lines:,}; the events "
-            "applied so far stay applied, and a second run finds them duplicates",
-            file=sys.stderr,
+    progress = None if quiet else sys.stderr
+    return import_events(services, source, name, batch=batch, report=report, progress=progress)
+
+
+def import_events(
+    services: Services,
+    source: Iterable[bytes],
+    name: str,
+    *,
+    batch: int = DEFAULT_BATCH,
+    report: TextIO | None = None,
+    progress: TextIO | None = None,
+    progress_every: float | None = None,
+    out: TextIO | None = None,
+) -> int:
+    """Import the lines of ``source`` with ``services``; the summary goes to ``out``
+    (stdout by default). Returns the exit code."""
+    from service.application.apply_event import apply_batch
+    from service.commands.bulk_import import BulkImport, Progress, Rejections, read_lines
+
+    out = out or sys.stdout
+    rules = services.rules.active
+    with Rejections(report) as rejections:
+        importer = BulkImport(
+            lambda events: apply_batch(services.uow, rules, events, services.clock),
+            batch,
+            Progress(progress, progress_every),
+            rejections,
         )
-        return 130
-    write_summary(name, importer.tally, rejections, sys.stdout)
+        try:
+            importer.run(read_lines(source))
+        except KeyboardInterrupt:
+            write_summary(name, importer.tally, rejections, out)
+            print(
+                f"loyalty replay: interrupted after line {importer.tally.lines:,}; the events "
+                "applied so far stay applied, and a second run finds them duplicates",
+                file=sys.stderr,
+            )
+            return 130
+        write_summary(name, importer.tally, rejections, out)
     return 1 if importer.tally.rejected else 0
 
 
