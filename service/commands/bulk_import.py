@@ -184,7 +184,9 @@ class BulkImport:
                 refused.append(item)
             elif item is not None:
                 events.append((number, item))
-            if len(events) >= self.batch_size:
+            # Rejections wait for the events before them, to be listed in line order; a
+            # run of them is let go at the batch size, so they never pile up in memory.
+            if len(events) >= self.batch_size or len(refused) >= self.batch_size:
                 self._apply(events, refused)
                 events, refused = [], []
             self.progress.update(self.tally)

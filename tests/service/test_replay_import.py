@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 from service.application.apply_event import EventOutcome
 from service.bootstrap import Services
 from service.cli import main
-from service.commands.bulk_import import BulkImport, Progress, Rejections, read_lines
+from service.commands.bulk_import import BulkImport, Progress, Rejection, Rejections, read_lines
 from service.commands.replay import import_events
 from service.core.errors import EventConflict
 from service.core.events import Event
@@ -263,3 +263,26 @@ def test_the_loyalty_command_imports_a_file_into_sqlite(tmp_path: Path) -> None:
     )
     assert missing.returncode == 2
     assert "No such file or directory" in missing.stderr
+
+
+def test_a_long_run_of_rejected_lines_is_let_go_at_the_batch_size() -> None:
+    # Rejections wait for the events before them (to be listed in line order), but not
+    # for a whole file of rejections: memory stays that of a batch.
+    listed_by_line: dict[int, int] = {}
+
+    class Counted(Rejections):
+        def add(self, rejection: Rejection) -> None:
+            super().add(rejection)
+            listed_by_line[rejection.line] = tally.lines
+
+    lines = ["[]"] * 7 + [json.dumps(purchase("z", "10"))]
+    with Counted() as rejections:
+        importer = BulkImport(
+            lambda events: [EventOutcome("applied", {}) for _ in events],
+            2,
+            Progress(None),
+            rejections,
+        )
+        tally = importer.tally
+        importer.run(read_lines(encoded(lines).splitlines(keepends=True)))
+    assert listed_by_line == {1: 2, 2: 2, 3: 4, 4: 4, 5: 6, 6: 6, 7: 8}
