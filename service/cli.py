@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from service.commands import db, jobs, rules, serve
+from service.commands import db, jobs, replay, rules, serve
 
-AREAS = (serve, db, rules, jobs)
+AREAS = (serve, db, rules, jobs, replay)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,8 @@ offset.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -223,6 +225,46 @@ def parse_event(payload: Any, *, internal: bool = False) -> Event:
     if "items" in data:
         data["items"] = tuple(data["items"])
     return Event(**data)
+
+
+def load_json(text: str | bytes, **options: Any) -> Any:
+    """JSON as the event contract reads it (the HTTP edge and bulk import): numbers with a
+    fraction become Decimal, never float; NaN and Infinity are refused. Raises ValueError
+    (json.JSONDecodeError, or UnicodeDecodeError for bytes that are not UTF-8)."""
+    return json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant, **options)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def error_text(messages: Any) -> str:
+    """A ValidationError's messages on one line: ``field: message; other: message``."""
+    if isinstance(messages, Mapping):
+        return "; ".join(f"{field}: {error_text(inner)}" for field, inner in messages.items())
+    if isinstance(messages, list):
+        return " ".join(error_text(m) for m in messages)
+    return str(messages)
+
+
+def nul_fields(value: Any) -> Any:
+    """Marshmallow-shaped messages for every string (or key) holding U+0000, else None.
+
+    PostgreSQL text cannot hold U+0000, so no edge lets it through to any store."""
+    message = ["must not contain the NUL character (U+0000)"]
+    if isinstance(value, str):
+        return message if "\x00" in value else None
+    if isinstance(value, dict):
+        found = {}
+        for key, inner in value.items():
+            error = message if "\x00" in key else nul_fields(inner)
+            if error:
+                found[key.replace("\x00", "\\u0000")] = error
+        return found or None
+    if isinstance(value, list):
+        found_items = {i: e for i, item in enumerate(value) if (e := nul_fields(item))}
+        return found_items or None
+    return None
 
 
 def event_to_json(event: Event) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from service.api.auth import authenticate
 from service.api.problems import ApiProblem, problem
+from service.event_schema import nul_fields
 from service.settings import Settings, parse_rate_limit
 
 # Mirrors service.event_schema.ID; fullmatch, so a trailing newline is no id either.
@@ -142,7 +143,7 @@ def _refuse_nul(raw: bytes) -> None:
     same on every store, naming each field that carries one."""
     if NUL_ESCAPE not in raw:
         return
-    errors = _nul_fields(request.get_json(silent=True))
+    errors = nul_fields(request.get_json(silent=True))
     if errors:
         raise ApiProblem(
             422,
@@ -151,24 +152,6 @@ def _refuse_nul(raw: bytes) -> None:
             "invalid-request",
             errors=errors,
         )
-
-
-def _nul_fields(value: Any) -> Any:
-    """Marshmallow-shaped messages for every string (or key) holding U+0000, else None."""
-    message = ["must not contain the NUL character (U+0000)"]
-    if isinstance(value, str):
-        return message if "\x00" in value else None
-    if isinstance(value, dict):
-        found = {}
-        for key, inner in value.items():
-            error = message if "\x00" in key else _nul_fields(inner)
-            if error:
-                found[key.replace("\x00", "\\u0000")] = error
-        return found or None
-    if isinstance(value, list):
-        found_items = {i: e for i, item in enumerate(value) if (e := _nul_fields(item))}
-        return found_items or None
-    return None
 
 
 def _allow_origin(response: Response, origins: frozenset[str]) -> Response:

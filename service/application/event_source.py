@@ -11,7 +11,7 @@ not.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -23,7 +23,14 @@ from zoneinfo import ZoneInfo
 from marshmallow import ValidationError
 
 from service.core.events import Event, LineItem, Profile
-from service.event_schema import INTERNAL_SCHEMAS, SCHEMAS, ItemSchema, ProfileSchema, parse_event
+from service.event_schema import (
+    INTERNAL_SCHEMAS,
+    SCHEMAS,
+    ItemSchema,
+    ProfileSchema,
+    error_text,
+    parse_event,
+)
 
 _ALL_SCHEMAS = {**SCHEMAS, **INTERNAL_SCHEMAS}
 _ALLOWED = {kind: frozenset(schema.fields) for kind, schema in _ALL_SCHEMAS.items()}
@@ -64,7 +71,7 @@ def events_from_payloads(
         try:
             yield event_from_json(payload)
         except ValidationError as error:
-            yield Skipped(where, _messages(error.messages))
+            yield Skipped(where, error_text(error.messages))
 
 
 def read_event_lines(path: str | Path) -> Iterator[tuple[str, Any]]:
@@ -97,14 +104,6 @@ class _Unreadable(dict[str, Any]):
     def __init__(self, reason: str) -> None:
         super().__init__()
         self.reason = reason
-
-
-def _messages(messages: Any) -> str:
-    if isinstance(messages, Mapping):
-        return "; ".join(f"{field}: {_messages(inner)}" for field, inner in messages.items())
-    if isinstance(messages, list):
-        return " ".join(_messages(m) for m in messages)
-    return str(messages)
 
 
 def _canonical(payload: Any) -> Event:
