@@ -214,7 +214,6 @@ def group_reads(rules: ActiveRules, events: Sequence[Event], now: datetime) -> G
         rule_keys=rules.limited,
         lots_of=tuple(sorted({e.customer_id for e in events if e.type == "refund"})),
         earned_since=earliest - tiers.window if tiers.metric == "points" else None,
-        budgets=rules.budgeted,
         now=now,
     )
 

@@ -40,7 +40,6 @@ class GroupReads:
     rule_keys: tuple[str, ...]  # rules with a limit: their firings for the members
     lots_of: tuple[str, ...]  # members whose lots are read (those with a refund)
     earned_since: datetime | None  # points earned after this (a points tier metric)
-    budgets: tuple[str, ...]  # budgeted campaigns: what each has used (not locked)
     now: datetime
 
 
@@ -54,7 +53,6 @@ class LoadedGroup:
     lots: list[tuple[str, Lot]]
     earned: list[tuple[str, datetime, int]]
     referrals_rewarded: list[tuple[str, datetime]]  # (referrer_id, at)
-    budgets: dict[str, BudgetUse]
 
 
 @dataclass(frozen=True, slots=True)

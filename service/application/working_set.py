@@ -110,7 +110,6 @@ class WorkingSet:
             ws.members[customer_id].earned.append((at, points))
         for referrer_id, at in group.referrals_rewarded:
             ws.members[referrer_id].referrals_rewarded.append(at)
-        ws.budgets.update(group.budgets)
         return ws
 
     # -- reads, as storage would answer them
@@ -180,6 +179,9 @@ class WorkingSet:
         return order.event_id if order is not None else None
 
     def budgets_used(self, campaigns: Iterable[str]) -> dict[str, BudgetUse]:
+        """What is known of these budgets: those locked (or seeded) so far. A decision
+        that would spend from one not known yet locks it and is taken again if it differs
+        (apply_event._decide_with_locks), so budgets are read only when something spends."""
         return {c: self.budgets[c] for c in campaigns if c in self.budgets}
 
     def lock_budgets(self, campaigns: Iterable[str]) -> dict[str, BudgetUse]:

@@ -124,7 +124,6 @@ class EventPathStore:
             lots=self._lots(reads.lots_of),
             earned=self._earned(cids, reads.earned_since),
             referrals_rewarded=self._rewarded(reads.referrers),
-            budgets=self._budgets(reads.budgets),
         )
 
     def _lock_members(self, customer_ids: Sequence[str], now: datetime) -> list[MemberRecord]:
@@ -169,12 +168,6 @@ class EventPathStore:
             return []
         rows = self.db.execute(SELECT_REWARDED, {"ids": list(referrer_ids)})
         return [(referrer, at) for referrer, at in rows]
-
-    def _budgets(self, campaigns: Sequence[str]) -> dict[str, BudgetUse]:
-        if not campaigns:
-            return {}
-        rows = self.db.execute(SELECT_BUDGETS, {"names": list(campaigns)})
-        return {c: BudgetUse(p, o, r) for c, p, o, r in rows}
 
     def _locked(self, query: Any) -> Any:
         return query.with_for_update() if self.dialect == "postgresql" else query
@@ -449,12 +442,6 @@ SELECT_EARNED = select(
 SELECT_REWARDED = select(referrals.c.referrer_id, referrals.c.occurred_at).where(
     referrals.c.referrer_id.in_(_list("ids")), referrals.c.rewarded == 1
 )
-SELECT_BUDGETS = select(
-    campaign_budgets.c.campaign,
-    campaign_budgets.c.points_used,
-    campaign_budgets.c.offers_issued,
-    campaign_budgets.c.revenue,
-).where(campaign_budgets.c.campaign.in_(_list("names")))
 SELECT_BUDGETS_TO_SPEND = (
     select(campaign_budgets)
     .where(campaign_budgets.c.campaign.in_(_list("names")))

@@ -39,6 +39,7 @@ from service.storage.job_store import JobStore
 from service.storage.member_store import MemberOffersStore
 from service.storage.outbox_store import OutboxStore
 from service.storage.tables import (
+    campaign_budgets,
     event_traces,
     events,
     ledger_entries,
@@ -134,7 +135,15 @@ class SqlStore(EventPathStore, MemberOffersStore, OutboxStore, JobStore):
         names = tuple(campaigns)
         if not names:
             return {}
-        return self._budgets(names)
+        rows = self.db.execute(
+            select(
+                campaign_budgets.c.campaign,
+                campaign_budgets.c.points_used,
+                campaign_budgets.c.offers_issued,
+                campaign_budgets.c.revenue,
+            ).where(campaign_budgets.c.campaign.in_(names))
+        )
+        return {c: BudgetUse(p, o, r) for c, p, o, r in rows}
 
     # -- lots and orders
 
