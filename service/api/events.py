@@ -17,6 +17,7 @@ from service.bootstrap import Services
 from service.core.errors import EventConflict
 from service.core.events import Event
 from service.event_schema import parse_event
+from service.observability.web import batch_outcomes
 
 blueprint = Blueprint("events", __name__)
 DRY_RUN_FLAG = DryRunFlag()  # schemas are reusable; building one per request cost ~80 µs
@@ -61,7 +62,9 @@ def post_batch() -> tuple[Response, int]:
     outcomes = apply_batch(svc.uow, svc.rules.active, [event for _, event in valid], svc.clock)
     for (position, event), outcome in zip(valid, outcomes, strict=True):
         results[position] = _answer(event, outcome)
-    return jsonify({"results": results}), 200
+    answered = [result for result in results if result is not None]  # every item by now
+    batch_outcomes(answered)
+    return jsonify({"results": answered}), 200
 
 
 def _answer(event: Event, outcome: EventOutcome | EventConflict) -> dict[str, Any]:

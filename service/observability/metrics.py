@@ -159,26 +159,31 @@ def observe_group(size: int) -> None:
 
 
 def count_database_calls(engine: Engine) -> None:
-    """Count the statements and round trips of ``engine`` (SQLAlchemy's public events)."""
+    """Count the statements and round trips of ``engine`` (SQLAlchemy's public events),
+    added to the counters once per transaction rather than once per statement."""
     recorded = metrics()
+    pending = threading.local()
 
     def statement(*_args: object) -> None:
-        recorded.db_statements.inc()
-        recorded.db_round_trips.inc()
+        pending.statements = getattr(pending, "statements", 0) + 1
 
-    def other(*_args: object) -> None:
-        recorded.db_round_trips.inc()
+    def begin(*_args: object) -> None:
+        pending.others = getattr(pending, "others", 0) + 1
+
+    def end(*_args: object) -> None:
+        statements = getattr(pending, "statements", 0)
+        calls = statements + getattr(pending, "others", 0) + 1
+        pending.statements = pending.others = 0
+        recorded.db_statements.inc(statements)
+        recorded.db_round_trips.inc(calls)
 
     event.listen(engine, "before_cursor_execute", statement)
     # SQLite's BEGIN IMMEDIATE is a statement of ours (service.storage.database), counted
-    # above; psycopg sends BEGIN on its own before a transaction's first statement.
-    ends = (
-        ("commit", "rollback")
-        if engine.dialect.name == "sqlite"
-        else ("begin", "commit", "rollback")
-    )
-    for name in ends:
-        event.listen(engine, name, other)
+    # as one; psycopg sends BEGIN on its own before a transaction's first statement.
+    if engine.dialect.name != "sqlite":
+        event.listen(engine, "begin", begin)
+    event.listen(engine, "commit", end)
+    event.listen(engine, "rollback", end)
 
 
 def record_job_run(job: str, ok: bool) -> None:

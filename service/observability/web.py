@@ -90,17 +90,22 @@ def _count_events(endpoint: str, response: Response) -> None:
         return
     if response.status_code != 200 or not isinstance(body, dict):
         return
-    sent = body.get("events")
-    answer = response.get_json(silent=True)
-    if not isinstance(sent, list) or not isinstance(answer, dict):
-        return
-    for raw, result in zip(sent, answer.get("results", ()), strict=False):
+    # The batch's handler noted each item's outcome where it was decided
+    # (batch_outcomes); the answer is not read back.
+    for raw, outcome in zip(body.get("events") or (), g.get("batch_outcomes", ()), strict=False):
+        metrics.record_event(_type_of(raw), outcome)
+
+
+def batch_outcomes(results: list[dict[str, Any]]) -> None:
+    """For the metrics: what became of each item of the batch being answered."""
+    noted = []
+    for result in results:
         status = result.get("status")
         if status == "rejected":
-            outcome = "conflict" if result.get("http_status") == 409 else "rejected"
+            noted.append("conflict" if result.get("http_status") == 409 else "rejected")
         else:
-            outcome = BATCH_OUTCOMES.get(status, "error")
-        metrics.record_event(_type_of(raw), outcome)
+            noted.append(BATCH_OUTCOMES.get(str(status), "error"))
+    g.batch_outcomes = noted
 
 
 def _outcome(status: int) -> str | None:
