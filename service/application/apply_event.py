@@ -95,7 +95,7 @@ def apply_batch(
     such and an event_id reused with another body is refused, without touching the others.
 
     Events are taken in customer-id order (a member's own events keep their order), so
-    a group's members are locked in id order and two groups never wait on each other.
+    every group locks its members in id order and two groups never deadlock.
     """
     order = sorted(range(len(batch)), key=lambda i: batch[i].customer_id)
     outcomes: dict[int, EventOutcome | EventConflict] = {}
@@ -132,13 +132,12 @@ def apply_group(
     applied one transaction each, where such failures stay with the event that met them.
     """
     prepared = [_prepared(event) for event in events]
-    try:
-        return list(_apply_together(uow_factory, rules, prepared, clock))
-    except Exception as error:
-        if len(events) > 1:
-            log.warning("%d events are applied one by one", len(events), exc_info=True)
-            return [_apply_alone(uow_factory, rules, item, clock) for item in prepared]
-        return [_after_failure(uow_factory, prepared[0], error)]
+    if len(prepared) > 1:
+        try:
+            return _apply_together(uow_factory, rules, prepared, clock)
+        except Exception:
+            log.warning("%d events are applied one by one", len(prepared), exc_info=True)
+    return [_apply_alone(uow_factory, rules, item, clock) for item in prepared]
 
 
 def _prepared(event: Event) -> tuple[Event, dict[str, Any], str]:
