@@ -8,8 +8,11 @@
 
 Requests are held "in the middle" deterministically, never by timing: the test takes the
 database lock they need (the members' rows on PostgreSQL, the write lock on SQLite) and
-waits until it can see them waiting for it (pg_stat_activity; the SQLite file open in the
-worker) before it signals anything.
+waits until it can see them waiting for it (pg_stat_activity; on SQLite the writers'
+queue file, whose lock a worker holds or awaits while its transaction waits, in
+/proc/locks) before it signals anything. Requests of one worker that arrive together
+share one transaction (group commit): one of them waits on the database, the others on
+it, all in the middle of their request.
 """
 
 from __future__ import annotations
@@ -110,14 +113,11 @@ class Blocker:
     def waiting_workers(self, server: LiveServer, workers: list[int]) -> list[int]:
         """Workers with a request waiting on the held lock, most waiting first."""
         if self.is_sqlite:
-            # A sync worker holding a caller's connection is in the middle of its request
-            # (it keeps none alive), and with the database file open it has reached it.
-            path = os.path.realpath(self.url.removeprefix("sqlite:///"))
-            return [
-                pid
-                for pid in workers
-                if path in open_files(pid) and open_files(pid) & accepted(server.port)
-            ]
+            # A worker's transaction takes the writers' queue (an flock on <db>.writers)
+            # before SQLite's write lock, and holds it while it waits for that lock.
+            queue = Path(self.url.removeprefix("sqlite:///") + ".writers")
+            holders = flock_holders(queue)
+            return [pid for pid in workers if pid in holders]
         with self.engine.connect() as connection:
             ports = connection.execute(
                 text(
@@ -165,6 +165,28 @@ def tcp_sockets(port: int, state: str | None = None, remote: bool = False) -> se
     return found
 
 
+def flock_holders(path: Path) -> set[int]:
+    """Processes holding or waiting for an flock on the file (/proc/locks)."""
+    try:
+        inode = path.stat().st_ino
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return set()
+    found = set()
+    for line in lines:
+        fields = line.replace("->", "").split()
+        if len(fields) >= 6 and fields[1] == "FLOCK" and int(fields[5].split(":")[2]) == inode:
+            found.add(int(fields[4]))
+    return found
+
+
+def requests_in_flight(blocker: Blocker, server: LiveServer, workers: list[int]) -> int:
+    """Client connections held by workers that wait on the held lock: each is a request
+    in the middle (the connections of these tests carry one request each)."""
+    waiting = set(blocker.waiting_workers(server, workers))
+    return sum(len(open_files(pid) & accepted(server.port)) for pid in waiting)
+
+
 def accepted(port: int) -> set[str]:
     """Connections a server listening on `port` has accepted."""
     return tcp_sockets(port, "01")
@@ -196,7 +218,6 @@ def test_sigterm_lets_every_request_in_flight_finish(database_url: str, tmp_path
         member = f"drain-{uuid.uuid4().hex[:8]}"
         with requests.Session() as session:
             assert send(session, server, purchase(member, "1")).status_code == 201
-        # As many as the workers run at once: two sync workers, or two of four threads each.
         bodies = [purchase(member, str(10 + n)) for n in range(2 if blocker.is_sqlite else 4)]
         workers = server.workers()
         told_all = {f"sigterm-{pid}" for pid in workers}
@@ -207,16 +228,10 @@ def test_sigterm_lets_every_request_in_flight_finish(database_url: str, tmp_path
             blocker.hold([member])
             with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
                 answers = [pool.submit(post_alone, server, body) for body in bodies]
-                if blocker.is_sqlite:
-                    wait_for(
-                        lambda: len(blocker.waiting_workers(server, workers)) == len(workers),
-                        "each worker in the middle of a request",
-                    )
-                else:
-                    wait_for(
-                        lambda: lock_waiters(blocker) == len(bodies),
-                        f"{len(bodies)} requests waiting on the member's lock",
-                    )
+                wait_for(
+                    lambda: requests_in_flight(blocker, server, workers) == len(bodies),
+                    f"{len(bodies)} requests in the middle, waiting on the member's lock",
+                )
 
                 server.process.send_signal(signal.SIGTERM)
                 if blocker.is_sqlite:
@@ -257,18 +272,6 @@ def post_alone(server: LiveServer, body: dict[str, Any]) -> tuple[int, Any]:
     with requests.Session() as session:
         response = send(session, server, body)
         return response.status_code, response.json()
-
-
-def lock_waiters(blocker: Blocker) -> int:
-    with blocker.engine.connect() as connection:
-        return int(
-            connection.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-                )
-            ).scalar_one()
-        )
 
 
 # -- SIGKILL
