@@ -272,12 +272,13 @@ def http_suite(
         port = free_port()
         env = server_env(database_url, api_key, port, workers, engine)
         log = log_dir / f"service-{database}-{engine}.log"
-        progress(f"[{database}] service: loyalty serve, LOYALTY_ENGINE={engine}")
         with service_server(env, port, log) as server:
-            part: dict[str, Any] = {
-                "engine": engine,
-                "engine_reported": engine_of(server.url, api_key),
-            }
+            reported = engine_of(server.url, api_key)
+            progress(
+                f"[{database}] service: loyalty serve, LOYALTY_ENGINE={engine} "
+                f"(GET /v1/rules: {reported})"
+            )
+            part: dict[str, Any] = {"engine": engine, "engine_reported": reported}
             part["warmup"] = single_events(server.url, load.warmup).summary()
             alone, part["alone"] = measured(server, load.alone_duration, connections=1)
             peak, part["max"] = measured(server, load.duration)

@@ -94,11 +94,17 @@ def _machine_lines(report: dict[str, Any]) -> list[str]:
 
 def _engine_runs(suite: dict[str, Any]) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
     """(engine, its part of the suite, its max run) for each engine the suite ran."""
-    found = [("durable", suite, suite["max"])]
-    reference = suite.get("reference")
-    if reference and "max" in reference:
-        found.append(("reference", reference, reference["max"]))
-    return found
+    parts = [suite] + ([suite["reference"]] if "max" in suite.get("reference", {}) else [])
+    return [
+        (
+            part["engine"]
+            if part.get("engine_reported") in (None, part["engine"])
+            else f"{part['engine']} (serves {part['engine_reported']})",
+            part,
+            part["max"],
+        )
+        for part in parts
+    ]
 
 
 def _http_rows(http: list[dict[str, Any]]) -> list[str]:
@@ -174,9 +180,10 @@ def _cost_rows(http: list[dict[str, Any]]) -> list[str]:
     header += ["statements", "round trips", "group", "server", "postgres", "wrk", "others"]
     return [
         "",
-        "Cost per event (CPU ms from /proc: gunicorn master + workers, PostgreSQL backends of the "
-        "bench database; statements, round trips and mean events per transaction from "
-        "/metrics; then each one's share of the machine's CPU during the run)",
+        "Cost per event: CPU ms from /proc (gunicorn master + workers; the PostgreSQL "
+        "backends of the bench database),",
+        "statements, round trips and events per transaction (group) from /metrics; then the "
+        "share of the machine's CPU each took in the run",
         *_rows(header, rows),
     ]
 
