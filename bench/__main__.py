@@ -1,8 +1,10 @@
 """`python -m bench` (`make bench`): measure, print one table, write var/bench/*.json.
 
 Parts: ``http`` (single-event ingest against a bare-Flask baseline, and ~70 % of the
-maximum), ``batch`` (POST /v1/events/batch, on the same servers) and ``eval`` (the pure
-core with both engines). Each runs on SQLite and on PostgreSQL where it touches storage.
+maximum; CPU, statements and round trips per event, alone and under load, with the
+durable and the reference engine), ``batch`` (POST /v1/events/batch, on the same
+servers) and ``eval`` (the pure core with both engines). Each runs on SQLite and on
+PostgreSQL where it touches storage.
 """
 
 from __future__ import annotations
@@ -16,15 +18,14 @@ import traceback
 from datetime import UTC, datetime
 from typing import Any
 
-from bench import report
-from bench.http import (
-    Load,
-    http_suite,
+from bench import report, tables
+from bench.databases import (
     postgres_available,
     postgres_database,
     postgres_version,
     sqlite_database,
 )
+from bench.http import ENGINES, Load, http_suite
 
 PARTS = ("http", "batch", "eval")
 DATABASES = ("sqlite", "postgresql")
@@ -59,6 +60,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         default=30.0,
         help="seconds to wait, before each part, for other processes to leave the CPU",
     )
+    parser.add_argument(
+        "--skip-reference",
+        action="store_true",
+        help="no second service with LOYALTY_ENGINE=reference",
+    )
     parser.add_argument("--quick", action="store_true", help="short runs, to try the harness")
     return parser.parse_args(argv)
 
@@ -80,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         warmup=1.0 if args.quick else 3.0,
         batch_connections=args.batch_connections,
         calibration=2.0 if args.quick else 3.0,
+        alone_duration=2.0 if args.quick else 5.0,
     )
+    engines = ENGINES[:1] if args.skip_reference else ENGINES
     eval_seconds = 0.5 if args.quick else args.eval_seconds
     sizes = [int(s) for s in args.campaigns.split(",") if s.strip()]
 
@@ -122,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                 background[f"before {database}"] = report.quiet_cpu(args.wait_quiet, progress)
                 try:
                     result["http"].append(
-                        _http(database, load, args.workers, "batch" in parts, progress)
+                        _http(database, load, args.workers, "batch" in parts, engines, progress)
                     )
                 except Exception as error:
                     failed = True
@@ -138,10 +146,10 @@ def main(argv: list[str] | None = None) -> int:
             result["evaluation"] = evaluation_suite(sizes, eval_seconds, progress=progress)
     finally:
         result["elapsed_s"] = round(time.monotonic() - started, 1)
-        result["targets"] = report.targets(result)
+        result["targets"] = tables.targets(result)
         path, latest = report.write(result)
         print()
-        print(report.table(result))
+        print(tables.table(result))
         print()
         print(
             f"wrote {path.relative_to(report.ROOT)} and {latest.relative_to(report.ROOT)} "
@@ -151,14 +159,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _http(
-    database: str, load: Load, workers: int | None, batches: bool, progress: Any
+    database: str,
+    load: Load,
+    workers: int | None,
+    batches: bool,
+    engines: tuple[str, ...],
+    progress: Any,
 ) -> dict[str, Any]:
     log_dir = report.OUT / "logs"
     if database == "sqlite":
         with sqlite_database(report.OUT / "db") as url:
-            return http_suite(database, url, load, log_dir, workers, batches, progress)
+            return http_suite(database, url, load, log_dir, workers, batches, progress, engines)
     with postgres_database() as url:
-        return http_suite(database, url, load, log_dir, workers, batches, progress)
+        return http_suite(database, url, load, log_dir, workers, batches, progress, engines)
 
 
 def _example_payload() -> str:

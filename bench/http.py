@@ -1,34 +1,30 @@
-"""HTTP ingest through real gunicorn servers, driven by Debian's wrk.
-
-Servers are started in their own process group and stopped (SIGTERM, then SIGKILL) in
-``finally``, whatever happens; only 127.0.0.1 is ever contacted.
-"""
+"""HTTP ingest through real gunicorn servers (bench/servers.py), driven by Debian's wrk,
+with the cost of each event measured around the runs that matter (bench/costs.py)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+from bench.costs import Probe, engine_of
+from bench.databases import stored_events
+from bench.servers import (
+    ROOT,
+    Server,
+    baseline_server,
+    free_port,
+    migrate,
+    server_env,
+    service_server,
+)
+
 LUA = ROOT / "bench" / "post_events.lua"
-GUNICORN_CONFIG = ROOT / "deploy" / "gunicorn.conf.py"
-PG_SERVER = os.environ.get("LOYALTY_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
-PG_ADMIN_DB = "test"
-HOST = "127.0.0.1"
+ENGINES = ("durable", "reference")
 
 
 @dataclass(frozen=True)
@@ -44,6 +40,7 @@ class Load:
     batch_sizes: tuple[int, ...] = (50, 500)
     paced_fraction: float = 0.7
     calibration: float = 3.0
+    alone_duration: float = 5.0  # one connection, one request at a time
 
 
 @dataclass
@@ -128,135 +125,6 @@ class WrkResult:
             "socket_errors": self.raw["errors"],
             "batch_items": self.raw["items"] if self.mode == "batch" else None,
         }
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
-
-
-class Server:
-    """A gunicorn master in its own process group, its output in a log file."""
-
-    def __init__(self, name: str, argv: list[str], env: Mapping[str, str], port: int, log: Path):
-        self.name, self.argv, self.env, self.port, self.log = name, argv, dict(env), port, log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def start(self, ready_timeout: float = 120.0) -> None:
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with self.log.open("wb") as out:
-            self.process = subprocess.Popen(
-                self.argv,
-                cwd=ROOT,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + ready_timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"{self.name} exited with {self.process.returncode}; see {self.log}"
-                )
-            if self._ready():
-                return
-            time.sleep(0.25)
-        raise RuntimeError(
-            f"{self.name} was not ready within {ready_timeout:.0f} s; see {self.log}"
-        )
-
-    def _ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as answer:  # noqa: S310 - loopback
-                return bool(answer.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
-
-    def stop(self) -> None:
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-        # Workers that outlived their master (they should not) go with the group.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-
-    def __enter__(self) -> Server:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-
-def server_env(database_url: str, api_key: str, port: int, workers: int | None) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "LOYALTY_DATABASE_URL": database_url,
-            "LOYALTY_RULES_DIR": str(ROOT / "rules"),
-            "LOYALTY_ENGINE": "durable",
-            "LOYALTY_API_KEYS": f"{api_key}:*",
-            "LOYALTY_ENV": "development",
-            "LOYALTY_LOG_LEVEL": "warning",
-            "LOYALTY_BIND": f"{HOST}:{port}",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    if workers:
-        env["LOYALTY_WORKERS"] = str(workers)
-    return env
-
-
-def service_server(env: dict[str, str], port: int, log: Path) -> Server:
-    argv = [
-        str(BIN / "loyalty"),
-        "serve",
-        "--bind",
-        f"{HOST}:{port}",
-        "--config",
-        str(GUNICORN_CONFIG),
-    ]
-    if "LOYALTY_WORKERS" in env:
-        argv += ["--workers", env["LOYALTY_WORKERS"]]
-    return Server("loyalty serve", argv, env, port, log)
-
-
-def baseline_server(env: dict[str, str], port: int, log: Path) -> Server:
-    argv = [
-        str(BIN / "gunicorn"),
-        "--config",
-        str(GUNICORN_CONFIG),
-        "bench.baseline_app:create_app()",
-    ]
-    return Server("baseline gunicorn", argv, env, port, log)
-
-
-def migrate(env: Mapping[str, str]) -> None:
-    subprocess.run(
-        [str(BIN / "loyalty"), "db", "upgrade"],
-        cwd=ROOT,
-        env=dict(env),
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
 
 
 def run_wrk(
@@ -356,70 +224,6 @@ def paced_run(url: str, api_key: str, load: Load, max_rate: float) -> dict[str, 
     }
 
 
-@contextlib.contextmanager
-def sqlite_database(directory: Path) -> Iterator[str]:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"bench-{uuid.uuid4().hex[:8]}.db"
-    try:
-        yield f"sqlite:///{path}"
-    finally:
-        for suffix in ("", "-wal", "-shm", "-journal", ".writers"):
-            with contextlib.suppress(FileNotFoundError):
-                Path(f"{path}{suffix}").unlink()
-
-
-def _admin_connection() -> Any:
-    import psycopg
-
-    conninfo = PG_SERVER.replace("postgresql+psycopg://", "postgresql://") + f"/{PG_ADMIN_DB}"
-    return psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
-
-
-def postgres_available() -> str | None:
-    try:
-        with _admin_connection() as connection:
-            connection.execute("SELECT 1")
-    except Exception as error:
-        return f"{type(error).__name__}: {error}"
-    return None
-
-
-def postgres_version() -> str | None:
-    try:
-        with _admin_connection() as connection:
-            row = connection.execute("SHOW server_version").fetchone()
-    except Exception:
-        return None
-    return str(row[0]) if row else None
-
-
-@contextlib.contextmanager
-def postgres_database() -> Iterator[str]:
-    """A fresh database loyalty_bench_<random> on the local server, dropped afterwards."""
-    name = f"loyalty_bench_{uuid.uuid4().hex[:10]}"
-    with _admin_connection() as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{PG_SERVER}/{name}"
-    finally:
-        with _admin_connection() as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def stored_events(database_url: str) -> int | None:
-    """Events the database holds: the check that 2xx answers were real writes."""
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            return int(connection.execute(text("SELECT count(*) FROM events")).scalar_one())
-    except Exception:
-        return None
-    finally:
-        engine.dispose()
-
-
 def http_suite(
     database: str,
     database_url: str,
@@ -428,90 +232,139 @@ def http_suite(
     workers: int | None,
     batches: bool = True,
     progress: Any = print,
+    engines: tuple[str, ...] = ENGINES,
 ) -> dict[str, Any]:
-    """Baseline, then the service (max rate, ~70 % rate, batches), on one database."""
+    """Baseline, then the service with the durable engine (alone, max rate, ~70 % rate,
+    batches), then with the reference engine (alone, max rate), on one database."""
     api_key = f"bench-{uuid.uuid4().hex}"
     results: dict[str, Any] = {"database": database}
+    database_name = database_url.rsplit("/", 1)[1] if database == "postgresql" else None
 
-    def single_events(url: str, duration: float) -> WrkResult:
+    def single_events(url: str, duration: float, connections: int | None = None) -> WrkResult:
         return run_wrk(
             url,
             mode="single",
             api_key=api_key,
             load=load,
             duration=duration,
-            connections=load.connections,
+            connections=connections or load.connections,
         )
+
+    def measured(
+        server: Server, duration: float, connections: int | None = None, service: bool = True
+    ) -> tuple[WrkResult, dict[str, Any]]:
+        probe = Probe(server.pid, server.url, api_key, database_name if service else None, service)
+        run, costs = probe.measure(
+            lambda: single_events(server.url, duration, connections), lambda r: r.events
+        )
+        return run, {**run.summary(), "costs": costs}
 
     port = free_port()
     env = server_env(database_url, api_key, port, workers)
     progress(f"[{database}] baseline: bare Flask under the same gunicorn config")
     with baseline_server(env, port, log_dir / f"baseline-{database}.log") as server:
         single_events(server.url, load.warmup)
-        baseline = single_events(server.url, load.duration)
-    results["baseline"] = baseline.summary()
+        baseline, results["baseline"] = measured(server, load.duration, service=False)
     progress(f"[{database}] baseline: {baseline.events_per_s:,.0f} requests/s")
 
     migrate(env)
-    port = free_port()
-    env = server_env(database_url, api_key, port, workers)
-    progress(f"[{database}] service: loyalty serve, fresh migrated database")
-    with service_server(env, port, log_dir / f"service-{database}.log") as server:
-        warm = single_events(server.url, load.warmup)
-        results["warmup"] = warm.summary()
-        peak = single_events(server.url, load.duration)
-        results["max"] = peak.summary()
-        results["ratio_to_baseline"] = (
-            round(peak.events_per_s / baseline.events_per_s, 3) if baseline.events_per_s else None
-        )
-        progress(
-            f"[{database}] service max: {peak.events_per_s:,.0f} events/s, "
-            f"p99 {peak.latency_ms('99'):.1f} ms"
-        )
-        if peak.events_per_s <= 0:
-            raise RuntimeError(
-                f"the service accepted no events (answers: {peak.statuses}, socket errors: "
-                f"{peak.raw['errors']}); see {server.log}"
+    for engine in engines:
+        port = free_port()
+        env = server_env(database_url, api_key, port, workers, engine)
+        log = log_dir / f"service-{database}-{engine}.log"
+        with service_server(env, port, log) as server:
+            reported = engine_of(server.url, api_key)
+            progress(
+                f"[{database}] service: loyalty serve, LOYALTY_ENGINE={engine} "
+                f"(GET /v1/rules: {reported})"
             )
-        paced = paced_run(server.url, api_key, load, peak.events_per_s)
-        paced["run"] = paced["run"].summary()
-        results["paced"] = paced
-        progress(
-            f"[{database}] service at ~{load.paced_fraction:.0%}: "
-            f"{paced['run']['events_per_s']:,.0f} events/s, "
-            f"p99 {paced['run']['latency_ms']['p99']:.1f} ms"
-        )
-        results["batch"] = []
-        if batches:
-            for size in load.batch_sizes:
-                # Long enough for a few rounds of requests on every connection, were batches
-                # no faster per event than single events; at most half a minute.
-                rounds_s = 3 * size * load.batch_connections / max(peak.events_per_s, 1.0)
-                run = run_wrk(
-                    server.url,
-                    mode="batch",
-                    api_key=api_key,
-                    load=load,
-                    duration=min(30.0, max(load.duration, rounds_s)),
-                    connections=load.batch_connections,
-                    batch=size,
-                    timeout_s=60,
+            part: dict[str, Any] = {"engine": engine, "engine_reported": reported}
+            part["warmup"] = single_events(server.url, load.warmup).summary()
+            alone, part["alone"] = measured(server, load.alone_duration, connections=1)
+            peak, part["max"] = measured(server, load.duration)
+            part["ratio_to_baseline"] = (
+                round(peak.events_per_s / baseline.events_per_s, 3)
+                if baseline.events_per_s
+                else None
+            )
+            for label, run, costs in (
+                ("alone", alone, part["alone"]["costs"]),
+                ("max", peak, part["max"]["costs"]),
+            ):
+                progress(
+                    f"[{database}] {engine} {label}: {run.events_per_s:,.0f} events/s, "
+                    f"p99 {run.latency_ms('99'):.1f} ms, "
+                    f"server {_ms(costs['server_cpu_ms_per_event'])} ms CPU/event, "
+                    f"{_ms(costs['round_trips_per_event'])} round trips/event"
                 )
-                results["batch"].append(run.summary())
-                progress(f"[{database}] batch of {size}: {run.events_per_s:,.0f} events/s")
-    acknowledged = (
-        results["warmup"]["events"]
-        + results["max"]["events"]
-        + results["paced"]["run"]["events"]
-        + sum(c["events"] for c in results["paced"]["calibration"])
-        + sum(b["events"] for b in results["batch"])
+            if peak.events_per_s <= 0:
+                raise RuntimeError(
+                    f"the service accepted no events (answers: {peak.statuses}, socket errors: "
+                    f"{peak.raw['errors']}); see {server.log}"
+                )
+            if engine == "durable":
+                part.update(_loaded(server.url, api_key, load, peak, batches, database, progress))
+        part["server_log"] = str(log.relative_to(ROOT))
+        part["server_log_findings"] = log_findings(log)
+        if engine == "durable":
+            results.update(part)  # the main figures stay where earlier reports had them
+        else:
+            results[engine] = part
+    parts = [results] + [results[e] for e in engines if e != "durable"]
+    results["acknowledged_events"] = sum(
+        p["warmup"]["events"]
+        + p["alone"]["events"]
+        + p["max"]["events"]
+        + (p["paced"]["run"]["events"] if "paced" in p else 0)
+        + sum(c["events"] for c in p.get("paced", {}).get("calibration", []))
+        + sum(b["events"] for b in p.get("batch", []))
+        for p in parts
+        if "max" in p
     )
-    results["acknowledged_events"] = acknowledged
     results["stored_events"] = stored_events(database_url)
-    log = log_dir / f"service-{database}.log"
-    results["server_log"] = str(log.relative_to(ROOT))
-    results["server_log_findings"] = log_findings(log)
     return results
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _loaded(
+    url: str,
+    api_key: str,
+    load: Load,
+    peak: WrkResult,
+    batches: bool,
+    database: str,
+    progress: Any,
+) -> dict[str, Any]:
+    """~70 % of the maximum, then the batches, on a running service."""
+    paced = paced_run(url, api_key, load, peak.events_per_s)
+    paced["run"] = paced["run"].summary()
+    progress(
+        f"[{database}] service at ~{load.paced_fraction:.0%}: "
+        f"{paced['run']['events_per_s']:,.0f} events/s, "
+        f"p99 {paced['run']['latency_ms']['p99']:.1f} ms"
+    )
+    found: dict[str, Any] = {"paced": paced, "batch": []}
+    if batches:
+        for size in load.batch_sizes:
+            # Long enough for a few rounds of requests on every connection, were batches
+            # no faster per event than single events; at most half a minute.
+            rounds_s = 3 * size * load.batch_connections / max(peak.events_per_s, 1.0)
+            run = run_wrk(
+                url,
+                mode="batch",
+                api_key=api_key,
+                load=load,
+                duration=min(30.0, max(load.duration, rounds_s)),
+                connections=load.batch_connections,
+                batch=size,
+                timeout_s=60,
+            )
+            found["batch"].append(run.summary())
+            progress(f"[{database}] batch of {size}: {run.events_per_s:,.0f} events/s")
+    return found
 
 
 def log_findings(log: Path) -> dict[str, int]:

@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench.http import postgres_database, sqlite_database
+from bench.databases import postgres_database, sqlite_database
 from bench.report import OUT
 from bench.rules_diff import purchase_event
 from service.api.app import create_app
