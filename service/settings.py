@@ -154,10 +154,11 @@ class Settings:
                 f"LOYALTY_ENGINE must be one of {', '.join(ENGINES)}, not {self.engine!r}"
             )
         parse_rate_limit(self.rate_limit)
-        if not self.rules_compile_timeout > 0 or self.rules_compile_memory_mib < 64:
+        # The checking process starts at about 50 MiB of address space before any file.
+        if not self.rules_compile_timeout > 0 or self.rules_compile_memory_mib < 128:
             raise SettingsError(
                 "LOYALTY_RULES_COMPILE_TIMEOUT must be above 0 seconds and "
-                "LOYALTY_RULES_COMPILE_MEMORY at least 64 (MiB)"
+                "LOYALTY_RULES_COMPILE_MEMORY at least 128 (MiB)"
             )
         self.messaging.check(self.is_production)
         if self.is_production and any(key.secret == DEV_API_KEY for key in self.api_keys):
