@@ -5,6 +5,7 @@ nesting and text that is not Unicode are refused at their line, wherever files a
 from __future__ import annotations
 
 import shutil
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from service.core.errors import RuleFileError
 from service.rules.check import check_rules
+from service.rules.git_source import rules_at_revision
 from service.rules.loader import load_rules
 from tests.conftest import RULES_DIR
 from tests.hostile_rules import (
@@ -73,3 +75,21 @@ def test_rules_check_prints_the_anchor_with_file_and_line(
 
     expected = f"{rules / 'campaigns' / 'bomb.yaml'}:{ALIAS_BOMB_ANCHOR_LINE}: invalid YAML"
     assert expected in capsys.readouterr().out
+
+
+def test_rules_diff_refuses_an_alias_in_the_base_revision(tmp_path: Path) -> None:
+    """The git side of `rules diff` reads a pull request's base through the same loader."""
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES_DIR, rules)
+    (rules / "campaigns" / "bomb.yaml").write_text(alias_bomb_campaign(), encoding="utf-8")
+    for command in (
+        ["init", "-q"],
+        ["add", "."],
+        ["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "base"],
+    ):
+        subprocess.run(["git", "-C", str(tmp_path), *command], check=True)
+
+    base = rules_at_revision(rules, "HEAD")
+
+    file, line, _ = refusal(base)
+    assert (file, line) == ("campaigns/bomb.yaml", ALIAS_BOMB_ANCHOR_LINE)
