@@ -112,6 +112,10 @@ class Settings:
     # Browser origins allowed to call the API (CORS); none by default.
     cors_origins: tuple[str, ...] = ()
     access_log: bool = True
+    # Untrusted rule files (a dry run's, a reload's) are checked in a child process with
+    # at most this much wall time and address space.
+    rules_compile_timeout: float = 5.0
+    rules_compile_memory_mib: int = 512
 
     @property
     def is_production(self) -> bool:
@@ -134,6 +138,12 @@ class Settings:
             rate_limit=env.get("LOYALTY_RATE_LIMIT", defaults.rate_limit),
             cors_origins=tuple(env.get("LOYALTY_CORS_ORIGINS", "").replace(",", " ").split()),
             access_log=env.get("LOYALTY_ACCESS_LOG", "true").lower() not in FALSE_WORDS,
+            rules_compile_timeout=float(
+                env.get("LOYALTY_RULES_COMPILE_TIMEOUT", defaults.rules_compile_timeout)
+            ),
+            rules_compile_memory_mib=int(
+                env.get("LOYALTY_RULES_COMPILE_MEMORY", defaults.rules_compile_memory_mib)
+            ),
         )
         settings.check()
         return settings
@@ -144,6 +154,12 @@ class Settings:
                 f"LOYALTY_ENGINE must be one of {', '.join(ENGINES)}, not {self.engine!r}"
             )
         parse_rate_limit(self.rate_limit)
+        # The checking process starts at about 50 MiB of address space before any file.
+        if not self.rules_compile_timeout > 0 or self.rules_compile_memory_mib < 128:
+            raise SettingsError(
+                "LOYALTY_RULES_COMPILE_TIMEOUT must be above 0 seconds and "
+                "LOYALTY_RULES_COMPILE_MEMORY at least 128 (MiB)"
+            )
         self.messaging.check(self.is_production)
         if self.is_production and any(key.secret == DEV_API_KEY for key in self.api_keys):
             raise SettingsError(

@@ -8,11 +8,11 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from marshmallow import ValidationError
 
 from service.api import rules_admin
-from service.api.auth import require
+from service.api.auth import require, require_also
 from service.api.request_body import json_body
 from service.api.schemas import BatchRequest, DryRunFlag, DryRunRequest
 from service.application.apply_event import EventOutcome, apply_batch
-from service.application.dry_run import dry_run
+from service.application.dry_run import dry_run, dry_run_with_files
 from service.bootstrap import Services
 from service.core.errors import EventConflict
 from service.core.events import Event
@@ -85,11 +85,15 @@ def post_dry_run() -> tuple[Response, int]:
     if rules_admin.is_stored_dry_run(raw):  # {"event_id"} or {"version"}: a stored one
         return jsonify(rules_admin.stored_dry_run(raw)), 200
     body = DryRunRequest().load(raw)
-    event = parse_event(body["event"])
     svc = services()
+    if "rules" in body:
+        require_also("admin")  # compiling a caller's rule files is an admin's to ask
+    event = parse_event(body["event"])
+    customer = body.get("customer")
     if "rules" not in body:
-        return jsonify(
-            dry_run(svc.read_uow, svc.rules.active, event, svc.clock, body.get("customer"))
-        ), 200
-    with svc.rules.temporary(body["rules"]) as rules:
-        return jsonify(dry_run(svc.read_uow, rules, event, svc.clock, body.get("customer"))), 200
+        return jsonify(dry_run(svc.read_uow, svc.rules.active, event, svc.clock, customer)), 200
+    check = rules_admin.sent_rules_check(svc.settings)
+    answer = dry_run_with_files(
+        svc.read_uow, svc.rules, body["rules"], check, event, svc.clock, customer
+    )
+    return jsonify(answer), 200

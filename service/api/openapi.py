@@ -108,7 +108,9 @@ OPERATIONS = (
         body={"anyOf": [_ref("DryRunRequest"), _ref("StoredDryRunRequest")]},
         problems=(*BODY_PROBLEMS, 404),
         description="`{event, customer?, rules?}` evaluates an event (against the files "
-        "in `rules` if sent); `{event, version, customer?}` against a stored rules version; "
+        "in `rules` if sent: that needs the `admin` scope too, and the files are checked in "
+        "a child process under LOYALTY_RULES_COMPILE_TIMEOUT and LOYALTY_RULES_COMPILE_MEMORY, "
+        "422 when over); `{event, version, customer?}` against a stored rules version; "
         "`{event_id, version?, customer?}` replays a stored event. Nothing is written.",
         tags=("events",),
     ),

@@ -7,6 +7,9 @@ every few seconds.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from functools import partial
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify
@@ -19,12 +22,13 @@ from service.application.rules_versions import SYNC_EVERY_SECONDS, RulesSync
 from service.bootstrap import Services
 from service.event_schema import ID, StrictSchema, parse_event
 from service.observability import metrics
-from service.rules.check import probe_engine
+from service.rules.lint import Finding
+from service.rules.sandbox import CompileLimits, check_in_child
+from service.settings import Settings
 
 blueprint = Blueprint("rules_admin", __name__)
 SYNC = "loyalty.rules_sync"
 VERSIONS = "loyalty.rules_versions"
-PROBE_TIMEOUT_SECONDS = 20.0
 
 
 class StoredDryRunRequest(StrictSchema):
@@ -153,13 +157,28 @@ def stored_dry_run(body: Any) -> dict[str, Any]:
 @require("admin")
 def post_reload() -> Response:
     svc = services()
+    settings = svc.settings
 
-    def probe(path: Any) -> list[str]:
-        return probe_engine(path, PROBE_TIMEOUT_SECONDS)
+    def vet(files: Mapping[str, str], now: datetime) -> tuple[Finding, ...]:
+        return check_in_child(
+            files,
+            compile_limits(settings),
+            engine=settings.engine,
+            now=now,
+            where=settings.rules_dir,
+        )
 
-    durable = svc.settings.engine == "durable"
-    reloaded = _sync().reload(svc.settings.rules_dir, probe=probe if durable else None)
+    reloaded = _sync().reload(settings.rules_dir, vet=vet)
     return jsonify(reloaded.as_dict())
+
+
+def compile_limits(settings: Settings) -> CompileLimits:
+    return CompileLimits(settings.rules_compile_timeout, settings.rules_compile_memory_mib)
+
+
+def sent_rules_check(settings: Settings) -> Callable[[Mapping[str, str]], object]:
+    """How a dry run's rule files are vetted: loaded and compiled in a child process."""
+    return partial(check_in_child, limits=compile_limits(settings), engine=settings.engine)
 
 
 @blueprint.get("/v1/rules/versions")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from service.application.apply_event import Clock, UnitOfWorkFactory
 from service.application.gather import Gathered, decide, gather
 from service.application.ports import MemberRecord, Posting
 from service.application.posting import post_clawback
-from service.application.rules_runtime import ActiveRules
+from service.application.rules_runtime import ActiveRules, RulesRuntime
 from service.core.effects import Effect, Evaluation
 from service.core.evaluation import evaluate
 from service.core.events import Event
@@ -43,6 +43,23 @@ def dry_run(
             if clawback is not None:
                 effects.append(clawback)
         return _answer(event, evaluation, effects, "stored" if known else "new")
+
+
+def dry_run_with_files(
+    uow_factory: UnitOfWorkFactory,
+    runtime: RulesRuntime,
+    files: Mapping[str, str],
+    check: Callable[[Mapping[str, str]], object],
+    event: Event,
+    clock: Clock,
+    customer: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A dry run against rule files sent by the caller. ``check`` vets them first (in a
+    child process under time and memory limits, raising RuleFileError); only files that
+    passed are compiled here, and only for this call."""
+    check(files)
+    with runtime.temporary(files) as rules:
+        return dry_run(uow_factory, rules, event, clock, customer)
 
 
 def _answer(

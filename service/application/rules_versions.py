@@ -22,17 +22,17 @@ from pathlib import Path
 
 from service.application.ports import UnitOfWork
 from service.application.rules_runtime import RulesRuntime
-from service.core.errors import RuleFileError, RuleProblem
-from service.rules.cases import run_cases
-from service.rules.lint import ERROR, Finding, lint
-from service.rules.loader import load_rules, read_rules_dir, version_of
-from service.rules.reference import ReferenceMatcher
+from service.core.errors import RuleFileError
+from service.rules.lint import Finding
+from service.rules.loader import read_rules_dir, version_of
 
 log = logging.getLogger("loyalty.rules")
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]
 Clock = Callable[[], datetime]
-EngineProbe = Callable[[str | Path], list[str]]
+# Checks files as a reload must (cases, lint, engine) as of a moment; raises
+# RuleFileError, or returns the lint warnings.
+RulesVetting = Callable[[Mapping[str, str], datetime], tuple[Finding, ...]]
 SYNC_EVERY_SECONDS = 5.0
 
 
@@ -120,33 +120,18 @@ class RulesSync:
         log.info("now serving rules version %s, as the other workers do", active.version)
         return active.version
 
-    def reload(self, rules_dir: str | Path, *, probe: EngineProbe | None = None) -> Reloaded:
-        """Validate the files on disk (load, embedded cases, lint errors, the engine), then
-        swap them in and make them active for every worker. Raises RuleFileError with every
-        problem, and then the version served stays as it was."""
+    def reload(self, rules_dir: str | Path, *, vet: RulesVetting) -> Reloaded:
+        """Validate the files on disk (load, embedded cases, lint errors, the engine: all
+        by ``vet``, which runs them in a child process under limits), then swap them in
+        and make them active for every worker. Raises RuleFileError with every problem,
+        and then the version served stays as it was."""
         files = read_rules_dir(rules_dir)
         previous = self._runtime.active.version
         if version_of(files) == previous:
             # The files this worker serves already passed every check when they loaded.
             return self._activate(files, previous, ())
-        loaded = load_rules(files)
-        ruleset = loaded.ruleset
-        problems = [
-            RuleProblem(r.case.file, r.case.line, f"{r.case.campaign}::{r.case.name}: {r.failure}")
-            for r in run_cases(ruleset, ReferenceMatcher(ruleset.rules), loaded.cases)
-            if not r.passed
-        ]
-        findings = lint(ruleset, loaded.cases, now=self._clock())
-        problems += [
-            RuleProblem(f.file, f.line, f"{f.severity} [{f.lint}]: {f.message}")
-            for f in findings
-            if f.severity == ERROR
-        ]
-        if not problems and probe is not None:
-            problems += [RuleProblem(str(rules_dir), None, message) for message in probe(rules_dir)]
-        if problems:
-            raise RuleFileError(problems)
-        return self._activate(files, previous, tuple(f for f in findings if f.severity != ERROR))
+        warnings = vet(files, self._clock())
+        return self._activate(files, previous, warnings)
 
     def _activate(
         self, files: Mapping[str, str], previous: str, warnings: tuple[Finding, ...]

@@ -18,11 +18,12 @@ closures below. Both must mean the same thing, so the meaning is written down he
 from __future__ import annotations
 
 import operator
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+
+from service.core.patterns import compile_full_match
 
 Scalar = str | Decimal | bool
 Facts = Mapping[str, object]
@@ -141,11 +142,11 @@ def compile_predicate(condition: Condition) -> Predicate:
         case Exists(path, present):
             return lambda facts: (facts.get(path) is not None) == present
         case Matches(path, pattern):
-            regex = re.compile(pattern)
+            full_match = compile_full_match(pattern)  # RE2: linear time, no backtracking
 
             def matches_fact(facts: Facts) -> bool:
                 actual = facts.get(path)
-                return isinstance(actual, str) and regex.fullmatch(actual) is not None
+                return isinstance(actual, str) and full_match(actual)
 
             return matches_fact
         case AllOf(items):

@@ -142,6 +142,7 @@ def _rules(
     if not entries:
         problems.add(root.line_of("rules"), "`rules` is empty")
     rules: list[Rule] = []
+    names: set[str] = set()  # a set, not a scan of `rules`: 12,000 rules took 16 s
     for index, raw in enumerate(entries):
         entry = problems.mapping(raw, entries.line_of(index), "a rule")
         if entry is None:
@@ -150,8 +151,10 @@ def _rules(
         if not problems.required(entry, ("name", "when", "then"), "a rule"):
             continue
         name = read_text(problems, entry["name"], entry.line_of("name"), "rule name")
-        if name is not None and any(rule.name == name for rule in rules):
+        if name is not None and name in names:
             problems.add(entry.line_of("name"), f"rule {name!r} appears twice in this campaign")
+        if name is not None:
+            names.add(name)
         condition = conditions.parse(entry["when"], entry.line_of("when"))
         effects = parse_effects(entry, problems, programme, conditions)
         limit = _limit(entry, problems) if "limit" in entry else None

@@ -76,7 +76,4 @@ def probe_engine(path: str | Path, timeout: float) -> list[str]:
         detail = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
         return [f"{path}: the rule engine failed on these rules: {detail}"]
     report = json.loads(done.stdout)
-    return [
-        f"{path}/{d['file']}:{d['line']}: {d['case']}: engines disagree: {d['detail']}"
-        for d in report["disagreements"]
-    ]
+    return [f"{path}/{d['file']}:{d['line']}: {d['message']}" for d in report["disagreements"]]

@@ -18,7 +18,8 @@ in tests/rules/test_durable_contract.py pin:
   ``_text`` and ``_number``), otherwise the call raises EngineFailure and the caller
   falls back to the reference engine;
 * rules the engine cannot be trusted with are evaluated by the reference inside this
-  matcher (``reference_only``, each with its reason), never sent to durable-rules.
+  matcher (``reference_only``, each with its reason), never sent to durable-rules; every
+  rule with ``matches`` is one of them (``MATCHES_REASON``).
 """
 
 from __future__ import annotations
@@ -48,7 +49,6 @@ from service.core.conditions import (
     Facts,
     Matches,
 )
-from service.core.patterns import AnyChar, CharClass, Literal, PatternError, parse_pattern
 from service.core.programme import Rule
 from service.rules.reference import ReferenceMatcher
 
@@ -85,8 +85,6 @@ _KNOWN_CODES = {
 }
 
 _OPERATORS = {"ne": "$neq", "gt": "$gt", "gte": "$gte", "lt": "$lt", "lte": "$lte"}
-# durable-rules' own regex metacharacters, escaped with `%` in its dialect.
-_DURABLE_META = frozenset("|?*+()[]{}%.")
 
 TRUE: Condition = AllOf(())
 FALSE: Condition = AnyOf(())
@@ -277,52 +275,15 @@ def _encode(value: object, kind: str | None) -> object:
 
 # ---------------------------------------------------------------------------- regexes
 
-_PROBED: dict[str, str | None] = {}
-_PROBES = itertools.count(1)
-
-
-def durable_pattern(pattern: str) -> tuple[str | None, str | None]:
-    """(the pattern in durable-rules' dialect, None) or (None, why it is not sent).
-
-    The fuzz behind service.core.patterns found durable-rules' DFA wrong whenever `.` is
-    followed by anything; a trailing `.`, `.*` or `.+` agreed in about a million checks.
-    Some short patterns (`b+b+b?`) exceed its 4,096 DFA states and are refused at
-    registration (error 503), so each pattern is compiled alone first.
-    """
-    try:
-        pieces = parse_pattern(pattern)
-    except PatternError as error:
-        return None, f"outside the pattern dialect: {error}"
-    if any(isinstance(piece.atom, AnyChar) for piece in pieces[:-1]):
-        return None, "`.` before the end of a pattern, where durable-rules' regex is unreliable"
-    translated = "".join(_durable_atom(piece.atom) + piece.quantifier for piece in pieces)
-    if translated not in _PROBED:
-        _PROBED[translated] = _probe(translated)
-    reason = _PROBED[translated]
-    return (None, reason) if reason is not None else (translated, None)
-
-
-def _durable_atom(atom: Literal | AnyChar | CharClass) -> str:
-    if isinstance(atom, AnyChar):
-        return "."
-    if isinstance(atom, Literal):
-        return "%" + atom.char if atom.char in _DURABLE_META else atom.char
-    body = "".join(lo if lo == hi else f"{lo}-{hi}" for lo, hi in atom.members if lo != "-")
-    # durable-rules cannot escape `-` in a class; a trailing `-` is taken literally.
-    hyphen = "-" if ("-", "-") in atom.members else ""
-    return f"[{body}{hyphen}]"
-
-
-def _probe(translated: str) -> str | None:
-    definition = {"p": {"all": [{"m": {"$mt": {"v": translated}}}]}}
-    try:
-        handle = durable_rules_engine.create_ruleset(
-            f"pattern-probe-{next(_PROBES)}", json.dumps(definition, ensure_ascii=False)
-        )
-    except Exception as error:
-        return f"durable-rules cannot compile the pattern ({error})"
-    durable_rules_engine.delete_ruleset(handle)  # never held a sid, so nothing leaks
-    return None
+# Every rule with `matches` stays with the reference (RE2). durable-rules' `$mt` has a
+# dialect of its own (Lua-like `%` escapes) whose DFA disagreed with a full match whenever
+# `.` was followed by more pattern, and building that DFA is itself unsafe: compiling
+# `[a-z]{0,20}` eight times over took 1.4 s, twelve times aborted the process with heap
+# corruption (tests/rules/test_durable_contract.py pins both).
+MATCHES_REASON = (
+    "`matches`: durable-rules' own regex dialect differs from RE2's and building its DFA "
+    "can stall or crash the process"
+)
 
 
 # --------------------------------------------------------------------------- compiling
@@ -494,8 +455,8 @@ class DurablePlan:
                 return None
             case Exists():
                 return None
-            case Matches(_, pattern):
-                return durable_pattern(pattern)[1]
+            case Matches():
+                return MATCHES_REASON
         raise TypeError(condition)
 
     def _allocate(self, condition: Condition, usage: _Usage) -> None:
@@ -535,9 +496,6 @@ class DurablePlan:
                 return {name: literal} if op == "eq" else {_OPERATORS[op]: {name: literal}}
             case Exists(path, present):
                 return {"$ex" if present else "$nex": {self._name(path, array): 1}}
-            case Matches(path, pattern):
-                translated, _ = durable_pattern(pattern)
-                return {"$mt": {self._name(path, array): translated}}
             case AllOf(items):
                 return {"$and": [self._json(item, array) for item in _selective_first(items)]}
             case AnyOf(items):

@@ -6,33 +6,37 @@ from __future__ import annotations
 import json
 import sys
 
+from service.core.errors import RuleProblem
 from service.rules.cases import run_case
-from service.rules.loader import load_rules_dir
+from service.rules.loader import LoadedRules, load_rules_dir
 from service.rules.reference import ReferenceMatcher
 
 
-def main(path: str) -> int:
+def disagreements(loaded: LoadedRules) -> list[RuleProblem]:
+    """The cases on which durable-rules and the reference decide differently."""
     from service.rules.durable_engine import DurableMatcher
 
-    loaded = load_rules_dir(path)
     ruleset = loaded.ruleset
-    durable = DurableMatcher(ruleset.rules, ruleset.version)
     reference = ReferenceMatcher(ruleset.rules)
-    disagreements = []
-    for case in loaded.cases:
-        by_engine = run_case(ruleset, durable, case)
-        by_reference = run_case(ruleset, reference, case)
-        if by_engine.failure != by_reference.failure:
-            disagreements.append(
-                {
-                    "file": case.file,
-                    "line": case.line,
-                    "case": case.name,
-                    "detail": f"durable-rules: {by_engine.failure or 'passed'}; "
-                    f"reference: {by_reference.failure or 'passed'}",
-                }
-            )
-    json.dump({"version": ruleset.version, "disagreements": disagreements}, sys.stdout)
+    found = []
+    with DurableMatcher(ruleset.rules, ruleset.version) as durable:
+        for case in loaded.cases:
+            by_engine = run_case(ruleset, durable, case)
+            by_reference = run_case(ruleset, reference, case)
+            if by_engine.failure != by_reference.failure:
+                detail = (
+                    f"durable-rules: {by_engine.failure or 'passed'}; "
+                    f"reference: {by_reference.failure or 'passed'}"
+                )
+                message = f"{case.name}: engines disagree: {detail}"
+                found.append(RuleProblem(case.file, case.line, message))
+    return found
+
+
+def main(path: str) -> int:
+    loaded = load_rules_dir(path)
+    report = [p.as_dict() for p in disagreements(loaded)]
+    json.dump({"version": loaded.ruleset.version, "disagreements": report}, sys.stdout)
     return 0
 
 

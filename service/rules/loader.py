@@ -113,12 +113,22 @@ def load_rules(files: Mapping[str, str]) -> LoadedRules:
 
 
 def _is_campaign_path(path: str) -> bool:
+    if not _is_unicode(path):  # a lone surrogate; no file system name
+        return False
     pure = PurePosixPath(path)
     return pure.parent == PurePosixPath(CAMPAIGN_DIR) and pure.suffix in (".yaml", ".yml")
 
 
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _parse_yaml(text: str, problems: Problems) -> object:
-    if len(text.encode()) > MAX_FILE_BYTES:
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
         problems.add(None, f"file is larger than {MAX_FILE_BYTES} bytes")
         return None
     try:

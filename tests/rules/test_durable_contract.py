@@ -25,13 +25,9 @@ import durable_rules_engine
 import pytest
 from durable import engine
 
-from service.core.conditions import AnyOf, ArrayAny, Compare, Exists
+from service.core.conditions import AllOf, AnyOf, ArrayAny, Compare, Exists, Matches
 from service.core.programme import Rule
-from service.rules.durable_engine import (
-    DurableMatcher,
-    EngineFailure,
-    durable_pattern,
-)
+from service.rules.durable_engine import MATCHES_REASON, DurableMatcher, EngineFailure
 from service.rules.matchers import FallbackMatcher
 from service.rules.reference import ReferenceMatcher
 
@@ -39,7 +35,7 @@ HANG_SECONDS = 10.0  # generous: the control steps before each hang must finish 
 # Children that end by themselves (a MemoryError, a crash) get this long, so a busy machine
 # cannot make them look hung; only the children expected to hang are cut at HANG_SECONDS.
 FINISH_SECONDS = 120.0
-EXPECTED_TO_FINISH = frozenset({"sid_cap", "delete_unacted_sid"})
+EXPECTED_TO_FINISH = frozenset({"sid_cap", "delete_unacted_sid", "regex_dfa"})
 
 
 class QuietHost(engine.Host):  # type: ignore[misc]
@@ -149,6 +145,15 @@ CHILDREN = {
         say("512 registered")
         host.set_rulesets({"bad": codes(513)})
         say("513 registered")
+    """,
+    "regex_dfa": """
+        import durable_rules_engine, json
+        def regex(pattern):
+            return json.dumps({"r": {"all": [{"m": {"$mt": {"v": pattern}}}]}})
+        durable_rules_engine.create_ruleset("ok", regex("[a-z]{0,20}" * 2 + "!"))
+        say("two repeats registered")
+        durable_rules_engine.create_ruleset("bad", regex("[a-z]{0,20}" * 12 + "!"))
+        say("twelve repeats registered")
     """,
     "nex_alone": """
         guarded = {"$and": [{"k": 1}, {"$nex": {"a": 1}}]}
@@ -507,16 +512,33 @@ def test_regex_constructs_outside_our_dialect_are_wrong() -> None:
 
 
 def test_some_short_regexes_are_refused_and_the_empty_one_too() -> None:
-    """`b+b+b?` exceeds the DFA's 4,096 states (503) and "" is refused (508).
-
-    Hence each pattern is compiled alone before its rule is sent.
-    """
+    """`b+b+b?` exceeds the DFA's 4,096 states (503) and "" is refused (508)."""
     with pytest.raises(durable_rules_engine.error, match="503"):
         ruleset({"r": {"$mt": {"v": "b+b+b?"}}}, [])
     with pytest.raises(durable_rules_engine.error, match="508"):
         ruleset({"r": {"$mt": {"v": ""}}}, [])
-    assert durable_pattern("b+b+b?")[0] is None
-    assert durable_pattern("SUMMER[0-9]+") == ("SUMMER[0-9]+", None)
+
+
+def test_building_a_regex_dfa_can_corrupt_the_heap(children: dict[str, Outcome]) -> None:
+    """`[a-z]{0,20}` twelve times over (a pattern of our dialect) aborts the process.
+
+    Hence no `matches` is ever sent to durable-rules: RE2, in the reference, decides them.
+    """
+    outcome = children["regex_dfa"]
+    assert "two repeats registered" in outcome.stdout
+    assert outcome.crashed
+    assert "twelve repeats registered" not in outcome.stdout
+
+
+def test_rules_with_matches_stay_with_the_reference() -> None:
+    pattern = Matches("channel", "[a-z]{0,20}" * 12 + "!")
+    kept = Rule("c", "regex", AllOf((Compare("type", "eq", "purchase"), pattern)), ())
+    sent = Rule("c", "plain", Compare("type", "eq", "purchase"), ())
+    with DurableMatcher([kept, sent], "regex") as matcher:
+        assert [entry.rule for entry in matcher.reference_only] == [kept]
+        assert matcher.reference_only[0].reason == MATCHES_REASON
+        fact = {"type": "purchase", "channel": "a" * 30 + "!"}
+        assert matcher.match(fact) == {"c/regex", "c/plain"}
 
 
 def test_more_than_255_properties_fail() -> None:
