@@ -2,11 +2,13 @@
 
 Shared by the HTTP edge, rule-file tests and replays, so all of them accept and refuse
 exactly the same events. Unknown fields are refused, money is Decimal, times carry an
-offset.
+offset; no text holds a NUL or a lone surrogate (PostgreSQL's text and jsonb cannot), no
+number is beyond MAX_DIGITS digits or MAX_EXPONENT, and -0 is read as 0.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -19,9 +21,50 @@ from service.core.events import EVENT_TYPES, Event, LineItem, Profile
 MAX_AMOUNT = Decimal("100000000")  # beyond any single order a shop takes; typos land here
 MAX_ITEMS = 500
 MAX_ATTRIBUTES = 50
+# Numbers anywhere in a body: Python's decimal precision (so no arithmetic rounds them)
+# and an exponent a person could mean; `1e999999` would be stored as a million digits.
+MAX_DIGITS = 28
+MAX_EXPONENT = 30
+INTEGER_BOUND: int = 10**MAX_DIGITS
+MAX_NESTING = 64  # the same bound as request bodies (service.api.json_provider)
+BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+NUL_MESSAGE = "must not contain the NUL character (U+0000)"
+SURROGATE_MESSAGE = "must not contain a lone surrogate (U+D800 to U+DFFF): send valid Unicode"
+NUMBER_MESSAGE = (
+    f"must have at most {MAX_DIGITS} significant digits and an exponent between "
+    f"-{MAX_EXPONENT} and {MAX_EXPONENT}"
+)
+
+
+class WholeRegexp(validate.Regexp):
+    """A Regexp the whole value must match (with `$` alone, "id\\n" would pass); the
+    pattern itself, written for both Python and the OpenAPI document, stays as it is."""
+
+    def __init__(self, pattern: str, *, error: str) -> None:
+        super().__init__(pattern, error=error)
+        self.whole = re.compile(pattern)
+
+    def __call__(self, value: str) -> str:  # type: ignore[override]
+        if self.whole.fullmatch(value) is None:
+            raise ValidationError(self.error.format(input=value, regex=self.whole.pattern))
+        return value
+
+
+# Ids that only ever travel in bodies (events, orders, stores): printable ASCII.
 ID = validate.And(
     validate.Length(min=1, max=128),
-    validate.Regexp(r"^[\x21-\x7e]+$", error="use printable ASCII without spaces"),
+    WholeRegexp(r"^[\x21-\x7e]+$", error="use printable ASCII without spaces"),
+)
+# Ids that are, or become, a segment of a URL path (members, referrers, redemptions):
+# characters no client or proxy rewrites, never "/" (a path separator) nor a leading "."
+# (so never "." or "..", which URL normalisation removes).
+URL_SAFE_ID = validate.And(
+    validate.Length(min=1, max=128),
+    WholeRegexp(
+        r"^[A-Za-z0-9_~:@+=-][A-Za-z0-9._~:@+=-]*$",
+        error="use letters, digits and . _ ~ : @ + = - (not a leading .), so the id can "
+        "stand in a URL path",
+    ),
 )
 
 
@@ -115,14 +158,58 @@ class AttributeValue(fields.Field):  # type: ignore[type-arg]
         if isinstance(value, (int, float, Decimal)):
             number = Decimal(str(value))
             if number.is_finite():
-                return number
+                if not number_in_bounds(number):
+                    raise ValidationError(NUMBER_MESSAGE)
+                return abs(number) if number.is_zero() else number  # -0 is 0
         raise ValidationError("must be text (at most 256 characters), a number or a boolean")
+
+
+def number_in_bounds(number: int | Decimal) -> bool:
+    if isinstance(number, int):
+        return abs(number) < INTEGER_BOUND
+    _, digits, exponent = number.as_tuple()
+    return (
+        isinstance(exponent, int)
+        and len(digits) <= MAX_DIGITS
+        and -MAX_EXPONENT <= exponent <= MAX_EXPONENT
+    )
+
+
+def content_errors(value: Any, depth: int = 0) -> Any:
+    """Marshmallow-shaped messages for every string or key holding a NUL or a lone
+    surrogate and every number out of bounds, anywhere in a JSON value; None if clean."""
+    if isinstance(value, str):
+        found = BAD_TEXT.search(value)
+        if found is None:
+            return None
+        return [NUL_MESSAGE if found.group() == "\x00" else SURROGATE_MESSAGE]
+    if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+        return None if number_in_bounds(value) else [NUMBER_MESSAGE]
+    if depth >= MAX_NESTING and isinstance(value, (dict, list)):
+        return [f"nests more than {MAX_NESTING} levels deep"]
+    if isinstance(value, dict):
+        errors = {}
+        for key, inner in value.items():
+            bad_key = content_errors(key) if isinstance(key, str) else None
+            error = bad_key or content_errors(inner, depth + 1)
+            if error:
+                errors[printable(key) if bad_key else key] = error
+        return errors or None
+    if isinstance(value, list):
+        items = {i: e for i, item in enumerate(value) if (e := content_errors(item, depth + 1))}
+        return items or None
+    return None
+
+
+def printable(text: str) -> str:
+    """A key as it can be shown: NUL and lone surrogates written as \\uXXXX escapes."""
+    return BAD_TEXT.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
 
 
 class EventSchema(StrictSchema):
     event_id = fields.String(required=True, validate=ID)
     type = fields.String(required=True, validate=validate.OneOf(EVENT_TYPES))
-    customer_id = fields.String(required=True, validate=ID)
+    customer_id = fields.String(required=True, validate=URL_SAFE_ID)
     occurred_at = fields.AwareDateTime(
         required=True,
         format="iso",
@@ -155,7 +242,7 @@ class RefundSchema(EventSchema):
 
 
 class ReferralSchema(EventSchema):
-    referrer_id = fields.String(required=True, validate=ID)
+    referrer_id = fields.String(required=True, validate=URL_SAFE_ID)
     code = fields.String(validate=validate.Length(min=1, max=64))
 
 
@@ -213,6 +300,9 @@ def parse_event(payload: Any, *, internal: bool = False) -> Event:
     """
     if not isinstance(payload, dict):
         raise ValidationError({"_schema": ["an event is a JSON object"]})
+    unsafe = content_errors(payload)
+    if unsafe:
+        raise ValidationError(unsafe)
     kind = payload.get("type")
     known = {**SCHEMAS, **INTERNAL_SCHEMAS} if internal else SCHEMAS
     schema = known.get(kind) if isinstance(kind, str) else None
@@ -274,9 +364,10 @@ def event_to_json(event: Event) -> dict[str, Any]:
 
 
 def _number(value: Decimal) -> str:
-    """Decimal as canonical text: no exponent, no trailing zeros."""
-    text = format(value.normalize(), "f")
-    return text
+    """Decimal as canonical text: no exponent, no trailing zeros, no minus zero."""
+    if value.is_zero():
+        return "0"
+    return format(value.normalize(), "f")
 
 
 class HypotheticalCustomerSchema(StrictSchema):
@@ -298,7 +389,7 @@ class HypotheticalCustomerSchema(StrictSchema):
     birthday = fields.Date()
     timezone = fields.String()
     is_new = fields.Boolean()
-    referred_by = fields.String(validate=ID)
+    referred_by = fields.String(validate=URL_SAFE_ID)
 
     @validates("timezone")
     def known_zone(self, value: str, **_: Any) -> None:
