@@ -3,7 +3,7 @@
 Shared by the HTTP edge, rule-file tests and replays, so all of them accept and refuse
 exactly the same events. Unknown fields are refused, money is Decimal, times carry an
 offset; no text holds a NUL or a lone surrogate (PostgreSQL's text and jsonb cannot), no
-number is beyond MAX_DIGITS digits or MAX_EXPONENT, and -0 is read as 0.
+number is beyond the bounds of service.json_values, and -0 is read as 0.
 """
 
 from __future__ import annotations
@@ -17,23 +17,11 @@ from zoneinfo import ZoneInfo
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates
 
 from service.core.events import EVENT_TYPES, Event, LineItem, Profile
+from service.json_values import NUMBER_MESSAGE, content_errors, number_in_bounds
 
 MAX_AMOUNT = Decimal("100000000")  # beyond any single order a shop takes; typos land here
 MAX_ITEMS = 500
 MAX_ATTRIBUTES = 50
-# Numbers anywhere in a body: Python's decimal precision (so no arithmetic rounds them)
-# and an exponent a person could mean; `1e999999` would be stored as a million digits.
-MAX_DIGITS = 28
-MAX_EXPONENT = 30
-INTEGER_BOUND: int = 10**MAX_DIGITS
-MAX_NESTING = 64  # the same bound as request bodies (service.api.json_provider)
-BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
-NUL_MESSAGE = "must not contain the NUL character (U+0000)"
-SURROGATE_MESSAGE = "must not contain a lone surrogate (U+D800 to U+DFFF): send valid Unicode"
-NUMBER_MESSAGE = (
-    f"must have at most {MAX_DIGITS} significant digits and an exponent between "
-    f"-{MAX_EXPONENT} and {MAX_EXPONENT}"
-)
 
 
 class WholeRegexp(validate.Regexp):
@@ -162,48 +150,6 @@ class AttributeValue(fields.Field):  # type: ignore[type-arg]
                     raise ValidationError(NUMBER_MESSAGE)
                 return abs(number) if number.is_zero() else number  # -0 is 0
         raise ValidationError("must be text (at most 256 characters), a number or a boolean")
-
-
-def number_in_bounds(number: int | Decimal) -> bool:
-    if isinstance(number, int):
-        return abs(number) < INTEGER_BOUND
-    _, digits, exponent = number.as_tuple()
-    return (
-        isinstance(exponent, int)
-        and len(digits) <= MAX_DIGITS
-        and -MAX_EXPONENT <= exponent <= MAX_EXPONENT
-    )
-
-
-def content_errors(value: Any, depth: int = 0) -> Any:
-    """Marshmallow-shaped messages for every string or key holding a NUL or a lone
-    surrogate and every number out of bounds, anywhere in a JSON value; None if clean."""
-    if isinstance(value, str):
-        found = BAD_TEXT.search(value)
-        if found is None:
-            return None
-        return [NUL_MESSAGE if found.group() == "\x00" else SURROGATE_MESSAGE]
-    if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
-        return None if number_in_bounds(value) else [NUMBER_MESSAGE]
-    if depth >= MAX_NESTING and isinstance(value, (dict, list)):
-        return [f"nests more than {MAX_NESTING} levels deep"]
-    if isinstance(value, dict):
-        errors = {}
-        for key, inner in value.items():
-            bad_key = content_errors(key) if isinstance(key, str) else None
-            error = bad_key or content_errors(inner, depth + 1)
-            if error:
-                errors[printable(key) if bad_key else key] = error
-        return errors or None
-    if isinstance(value, list):
-        items = {i: e for i, item in enumerate(value) if (e := content_errors(item, depth + 1))}
-        return items or None
-    return None
-
-
-def printable(text: str) -> str:
-    """A key as it can be shown: NUL and lone surrogates written as \\uXXXX escapes."""
-    return BAD_TEXT.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
 
 
 class EventSchema(StrictSchema):

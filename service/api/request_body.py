@@ -18,7 +18,7 @@ from werkzeug.exceptions import BadRequest
 
 from service.api.json_provider import BodyRefused
 from service.api.problems import ApiProblem
-from service.event_schema import content_errors
+from service.json_values import content_errors
 
 UTF8_NAMES = frozenset({"utf-8", "utf8"})
 
