@@ -44,14 +44,15 @@ ID = validate.And(
     WholeRegexp(r"^[\x21-\x7e]+$", error="use printable ASCII without spaces"),
 )
 # Ids that are, or become, a segment of a URL path (members, referrers, redemptions):
-# characters no client or proxy rewrites, never "/" (a path separator) nor a leading "."
-# (so never "." or "..", which URL normalisation removes).
+# the characters RFC 3986 lets a path segment hold as they are (unreserved, sub-delims,
+# ":" and "@"), so no "/", "%", "?" or "#"; and no leading "." (never "." or "..", which
+# URL normalisation removes).
 URL_SAFE_ID = validate.And(
     validate.Length(min=1, max=128),
     WholeRegexp(
-        r"^[A-Za-z0-9_~:@+=-][A-Za-z0-9._~:@+=-]*$",
-        error="use letters, digits and . _ ~ : @ + = - (not a leading .), so the id can "
-        "stand in a URL path",
+        r"^[A-Za-z0-9_~!$&'()*+,;=:@-][A-Za-z0-9._~!$&'()*+,;=:@-]*$",
+        error="use letters, digits and . _ ~ ! $ & ' ( ) * + , ; = : @ - (not a leading .), "
+        "so the id can stand in a URL path",
     ),
 )
 
