@@ -44,8 +44,8 @@ check-rules: install ## Validate rules/ and run the cases inside the files
 test: install ## Run the whole test suite (SQLite and PostgreSQL)
 	$(BIN)/pytest -n 2 --dist loadgroup
 
-fuzz: install ## schemathesis against live servers with many randomised cases (FUZZ_EXAMPLES=300)
-	LOYALTY_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),300) $(BIN)/pytest tests/e2e/test_openapi.py tests/rules/test_rule_file_fuzz.py -n 2 -p no:cacheprovider
+fuzz: install ## schemathesis, the body and rule-file fuzz targets with many randomised cases (FUZZ_EXAMPLES=300)
+	LOYALTY_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),300) $(BIN)/pytest tests/e2e/test_openapi.py tests/service/test_body_fuzz.py tests/rules/test_rule_file_fuzz.py -n 2 -p no:cacheprovider
 
 kube-rules: install ## Regenerate deploy/k8s/rules.yaml (the rules ConfigMaps) from rules/
 	$(BIN)/python deploy/k8s/rules_configmap.py rules > deploy/k8s/rules.yaml

@@ -22,6 +22,13 @@ graceful_timeout = 30
 keepalive = 5
 max_requests = 10000
 max_requests_jitter = 1000
+# Twice gunicorn's defaults (the request line at its maximum), so that the app sees and
+# refuses as problem+json what passes its own, default-sized limits (service.api.hardening:
+# 4094-byte request line, 100 header fields, 8190 bytes each). gunicorn still answers
+# beyond these, and for requests that are not HTTP at all, with its own text/html page.
+limit_request_line = 8190
+limit_request_fields = 200
+limit_request_field_size = 16380
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("LOYALTY_LOG_LEVEL", "info")

@@ -2,12 +2,13 @@
 
 Shared by the HTTP edge, rule-file tests and replays, so all of them accept and refuse
 exactly the same events. Unknown fields are refused, money is Decimal, times carry an
-offset.
+offset; no text holds a NUL or a lone surrogate (PostgreSQL's text and jsonb cannot), no
+number is beyond the bounds of service.json_values, and -0 is read as 0.
 """
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -17,13 +18,43 @@ from zoneinfo import ZoneInfo
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates
 
 from service.core.events import EVENT_TYPES, Event, LineItem, Profile
+from service.json_values import NUMBER_MESSAGE, content_errors, number_in_bounds
 
 MAX_AMOUNT = Decimal("100000000")  # beyond any single order a shop takes; typos land here
 MAX_ITEMS = 500
 MAX_ATTRIBUTES = 50
+
+
+class WholeRegexp(validate.Regexp):
+    """A Regexp the whole value must match (with `$` alone, "id\\n" would pass); the
+    pattern itself, written for both Python and the OpenAPI document, stays as it is."""
+
+    def __init__(self, pattern: str, *, error: str) -> None:
+        super().__init__(pattern, error=error)
+        self.whole = re.compile(pattern)
+
+    def __call__(self, value: str) -> str:  # type: ignore[override]
+        if self.whole.fullmatch(value) is None:
+            raise ValidationError(self.error.format(input=value, regex=self.whole.pattern))
+        return value
+
+
+# Ids that only ever travel in bodies (events, orders, stores): printable ASCII.
 ID = validate.And(
     validate.Length(min=1, max=128),
-    validate.Regexp(r"^[\x21-\x7e]+$", error="use printable ASCII without spaces"),
+    WholeRegexp(r"^[\x21-\x7e]+$", error="use printable ASCII without spaces"),
+)
+# Ids that are, or become, a segment of a URL path (members, referrers, redemptions):
+# the characters RFC 3986 lets a path segment hold as they are (unreserved, sub-delims,
+# ":" and "@"), so no "/", "%", "?" or "#"; and no leading "." (never "." or "..", which
+# URL normalisation removes).
+URL_SAFE_ID = validate.And(
+    validate.Length(min=1, max=128),
+    WholeRegexp(
+        r"^[A-Za-z0-9_~!$&'()*+,;=:@-][A-Za-z0-9._~!$&'()*+,;=:@-]*$",
+        error="use letters, digits and . _ ~ ! $ & ' ( ) * + , ; = : @ - (not a leading .), "
+        "so the id can stand in a URL path",
+    ),
 )
 
 
@@ -117,14 +148,16 @@ class AttributeValue(fields.Field):  # type: ignore[type-arg]
         if isinstance(value, (int, float, Decimal)):
             number = Decimal(str(value))
             if number.is_finite():
-                return number
+                if not number_in_bounds(number):
+                    raise ValidationError(NUMBER_MESSAGE)
+                return abs(number) if number.is_zero() else number  # -0 is 0
         raise ValidationError("must be text (at most 256 characters), a number or a boolean")
 
 
 class EventSchema(StrictSchema):
     event_id = fields.String(required=True, validate=ID)
     type = fields.String(required=True, validate=validate.OneOf(EVENT_TYPES))
-    customer_id = fields.String(required=True, validate=ID)
+    customer_id = fields.String(required=True, validate=URL_SAFE_ID)
     occurred_at = fields.AwareDateTime(
         required=True,
         format="iso",
@@ -157,7 +190,7 @@ class RefundSchema(EventSchema):
 
 
 class ReferralSchema(EventSchema):
-    referrer_id = fields.String(required=True, validate=ID)
+    referrer_id = fields.String(required=True, validate=URL_SAFE_ID)
     code = fields.String(validate=validate.Length(min=1, max=64))
 
 
@@ -215,6 +248,9 @@ def parse_event(payload: Any, *, internal: bool = False) -> Event:
     """
     if not isinstance(payload, dict):
         raise ValidationError({"_schema": ["an event is a JSON object"]})
+    unsafe = content_errors(payload)
+    if unsafe:
+        raise ValidationError(unsafe)
     kind = payload.get("type")
     known = {**SCHEMAS, **INTERNAL_SCHEMAS} if internal else SCHEMAS
     schema = known.get(kind) if isinstance(kind, str) else None
@@ -225,17 +261,6 @@ def parse_event(payload: Any, *, internal: bool = False) -> Event:
     if "items" in data:
         data["items"] = tuple(data["items"])
     return Event(**data)
-
-
-def load_json(text: str | bytes, **options: Any) -> Any:
-    """JSON as the event contract reads it (the HTTP edge and bulk import): numbers with a
-    fraction become Decimal, never float; NaN and Infinity are refused. Raises ValueError
-    (json.JSONDecodeError, or UnicodeDecodeError for bytes that are not UTF-8)."""
-    return json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant, **options)
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
 
 
 def error_text(messages: Any) -> str:
@@ -316,9 +341,10 @@ def event_to_json(event: Event) -> dict[str, Any]:
 
 
 def _number(value: Decimal) -> str:
-    """Decimal as canonical text: no exponent, no trailing zeros."""
-    text = format(value.normalize(), "f")
-    return text
+    """Decimal as canonical text: no exponent, no trailing zeros, no minus zero."""
+    if value.is_zero():
+        return "0"
+    return format(value.normalize(), "f")
 
 
 class HypotheticalCustomerSchema(StrictSchema):
@@ -340,7 +366,7 @@ class HypotheticalCustomerSchema(StrictSchema):
     birthday = fields.Date()
     timezone = fields.String()
     is_new = fields.Boolean()
-    referred_by = fields.String(validate=ID)
+    referred_by = fields.String(validate=URL_SAFE_ID)
 
     @validates("timezone")
     def known_zone(self, value: str, **_: Any) -> None:

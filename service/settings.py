@@ -109,6 +109,8 @@ class Settings:
     messaging: MessagingSettings = MessagingSettings()
     # Requests per API key per gunicorn worker: "N/s", "N/m", "N/h", or "off".
     rate_limit: str = "1000/s"
+    # Requests without a valid key per client address per gunicorn worker; same format.
+    auth_failure_limit: str = "60/m"
     # Browser origins allowed to call the API (CORS); none by default.
     cors_origins: tuple[str, ...] = ()
     access_log: bool = True
@@ -136,6 +138,7 @@ class Settings:
             max_body_bytes=int(env.get("LOYALTY_MAX_BODY_BYTES", defaults.max_body_bytes)),
             messaging=MessagingSettings.from_env(env),
             rate_limit=env.get("LOYALTY_RATE_LIMIT", defaults.rate_limit),
+            auth_failure_limit=env.get("LOYALTY_AUTH_FAILURE_LIMIT", defaults.auth_failure_limit),
             cors_origins=tuple(env.get("LOYALTY_CORS_ORIGINS", "").replace(",", " ").split()),
             access_log=env.get("LOYALTY_ACCESS_LOG", "true").lower() not in FALSE_WORDS,
             rules_compile_timeout=float(
@@ -160,6 +163,7 @@ class Settings:
                 "LOYALTY_RULES_COMPILE_TIMEOUT must be above 0 seconds and "
                 "LOYALTY_RULES_COMPILE_MEMORY at least 128 (MiB)"
             )
+        parse_rate_limit(self.auth_failure_limit, "LOYALTY_AUTH_FAILURE_LIMIT")
         self.messaging.check(self.is_production)
         if self.is_production and any(key.secret == DEV_API_KEY for key in self.api_keys):
             raise SettingsError(
@@ -190,13 +194,11 @@ def parse_api_keys(text: str) -> tuple[ApiKey, ...]:
     return tuple(keys)
 
 
-def parse_rate_limit(text: str) -> tuple[int, float] | None:
+def parse_rate_limit(text: str, name: str = "LOYALTY_RATE_LIMIT") -> tuple[int, float] | None:
     """``"1000/s"`` -> (1000, 1.0): that many requests per period; ``"off"`` -> None."""
     if text.strip().lower() in FALSE_WORDS:
         return None
     count, sep, period = text.strip().partition("/")
     if not sep or not count.isdigit() or int(count) < 1 or period not in RATE_PERIODS:
-        raise SettingsError(
-            f"LOYALTY_RATE_LIMIT looks like 1000/s, 100/m or 5000/h (or off), not {text!r}"
-        )
+        raise SettingsError(f"{name} looks like 1000/s, 100/m or 5000/h (or off), not {text!r}")
     return int(count), RATE_PERIODS[period]

@@ -1,10 +1,16 @@
-"""What a public HTTP edge needs beyond auth: per-key rate limits, CORS only for listed
-origins, ids in paths checked before any lookup, and text without NUL characters.
+"""What a public HTTP edge needs beyond auth: per-key rate limits, failed
+authentication throttled per client address, CORS only for listed origins, ids in paths
+checked before any lookup, and request lines and headers within bounds (answered here as
+problem+json, below the larger limits gunicorn enforces itself in deploy/gunicorn.conf.py).
+What a JSON body may hold is checked where it is read (service.api.request_body).
 
 The rate limit is a token bucket per API key *in each gunicorn worker*: a key may send
 LOYALTY_RATE_LIMIT requests per period to every worker, so the whole service lets through
 up to (workers x nodes) times that. It holds back a runaway client cheaply, with no
-shared store; a strict global quota belongs in the load balancer or API gateway.
+shared store; a strict global quota belongs in the load balancer or API gateway. The same
+limiter gives each client address (as the worker sees it: behind a proxy, the proxy's) a
+bucket of LOYALTY_AUTH_FAILURE_LIMIT for requests without a valid key, so a flood of
+guesses is cut short; requests with a valid key never draw on it.
 """
 
 from __future__ import annotations
@@ -13,24 +19,29 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Hashable
+from itertools import islice
 
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from service.api.auth import authenticate
 from service.api.problems import ApiProblem, problem
-from service.event_schema import nul_fields
 from service.settings import Settings, parse_rate_limit
 
-# Mirrors service.event_schema.ID; fullmatch, so a trailing newline is no id either.
+# Any id a stored record can have: service.event_schema.ID (member ids stored before
+# URL_SAFE_ID held to this wider rule only); fullmatch, so "id\n" is no id either.
 GOOD_ID = re.compile(r"[\x21-\x7e]{1,128}")
 CORS_HEADERS = "Authorization, Content-Type, X-Request-ID"
 CORS_EXPOSED = "X-Request-ID, Retry-After"
 CORS_MAX_AGE_S = 600
 MAX_ROW_ID = 2**63 - 1  # numeric ids in paths are BIGINT keys
-NUL_ESCAPE = b"\\u0000"  # the only way JSON text can carry U+0000
+MAX_BUCKETS = 10_000  # past this, buckets back to full are forgotten (they are as new)
+# gunicorn's default limits, enforced here so that the answer is problem+json; gunicorn
+# itself is set to twice these (deploy/gunicorn.conf.py) and answers text/html beyond.
+MAX_REQUEST_LINE = 4094
+MAX_HEADER_FIELDS = 100
+MAX_HEADER_FIELD = 8190
 
 
 class TokenBucket:
@@ -48,33 +59,59 @@ class TokenBucket:
             return 0.0
         return (1 - self.tokens) / self.rate
 
+    def full(self, now: float) -> bool:
+        return self.tokens + (now - self.updated) * self.rate >= self.capacity
+
 
 class RateLimiter:
-    """`count` requests per `period` seconds for each key, with bursts up to `count`."""
+    """`count` requests per `period` seconds for each key, with bursts up to `count`;
+    a key may carry a limit of its own (`limit`, fixed at its first request)."""
 
     def __init__(
-        self, count: int, period: float, clock: Callable[[], float] = time.monotonic
+        self,
+        count: int,
+        period: float,
+        clock: Callable[[], float] = time.monotonic,
+        max_buckets: int = MAX_BUCKETS,
     ) -> None:
         self.count, self.period, self._clock = count, period, clock
-        self._buckets: dict[Any, TokenBucket] = {}
+        self._max_buckets = max_buckets
+        self._buckets: dict[Hashable, TokenBucket] = {}
         self._lock = threading.Lock()
 
-    def wait(self, key: Any) -> float:
+    def wait(self, key: Hashable, limit: tuple[int, float] | None = None) -> float:
         now = self._clock()
         with self._lock:
             bucket = self._buckets.get(key)
             if bucket is None:
-                bucket = self._buckets[key] = TokenBucket(self.count, self.count / self.period, now)
+                if len(self._buckets) >= self._max_buckets:
+                    self._forget(now)
+                count, period = limit or (self.count, self.period)
+                bucket = self._buckets[key] = TokenBucket(count, count / period, now)
             return bucket.take(now)
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def _forget(self, now: float) -> None:
+        """Drop every bucket that has refilled (a new one would be the same); if too
+        many are still busy (many addresses at once), drop the oldest half of them."""
+        for key in [k for k, bucket in self._buckets.items() if bucket.full(now)]:
+            del self._buckets[key]
+        if len(self._buckets) >= self._max_buckets // 2:
+            for key in list(islice(self._buckets, len(self._buckets) // 2)):
+                del self._buckets[key]
 
 
 def init_app(app: Flask, settings: Settings) -> None:
-    rate = parse_rate_limit(settings.rate_limit)
-    limiter = RateLimiter(*rate) if rate is not None else None
-    app.extensions["loyalty_rate_limiter"] = limiter
+    per_key = parse_rate_limit(settings.rate_limit)
+    per_address = parse_rate_limit(settings.auth_failure_limit, "LOYALTY_AUTH_FAILURE_LIMIT")
+    limits = per_key or per_address
+    limiter = RateLimiter(*limits) if limits is not None else None
 
     @app.before_request
     def _harden() -> Response | None:
+        _refuse_oversized_head()
         for name, value in (request.view_args or {}).items():
             if isinstance(value, str) and not GOOD_ID.fullmatch(value):
                 raise ApiProblem(
@@ -89,13 +126,12 @@ def init_app(app: Flask, settings: Settings) -> None:
                     404, "Not found", f"nothing has this {name}: row ids are BIGINT", "not-found"
                 )
         if limiter is not None:
-            refused = _rate_limited(limiter)
+            refused = _rate_limited(limiter, per_key, per_address)
             if refused is not None:
                 return refused
         if request.is_json and request.content_length != 0:
             raw = request.get_data(cache=True)
             _refuse_truncated(raw, current_app.config.get("MAX_CONTENT_LENGTH"))
-            _refuse_nul(raw)
         return None
 
     if settings.cors_origins:
@@ -106,27 +142,67 @@ def init_app(app: Flask, settings: Settings) -> None:
             return _allow_origin(response, origins)
 
 
-def _rate_limited(limiter: RateLimiter) -> Response | None:
+def _rate_limited(
+    limiter: RateLimiter,
+    per_key: tuple[int, float] | None,
+    per_address: tuple[int, float] | None,
+) -> Response | None:
     view = current_app.view_functions.get(request.endpoint or "")
     if request.method == "OPTIONS" or getattr(view, "required_scope", None) is None:
         return None  # health, metrics and the document are not per-key
     keys = current_app.extensions["loyalty"].settings.api_keys
     key = authenticate(keys, request.headers.get("Authorization"))
-    if key is None:
-        return None  # the view answers 401
-    wait = limiter.wait(key)
+    if key is None:  # the view would answer 401: the address pays, not a key
+        bucket: Hashable = ("failed-auth", request.remote_addr)
+        limit, who = per_address, "requests without a valid key from this address"
+    else:
+        bucket, limit, who = key, per_key, "this key's requests"
+    if limit is None:
+        return None
+    wait = limiter.wait(bucket, limit)
     if wait == 0:
         return None
+    count, period = limit
     retry_after = max(1, math.ceil(wait))
     response = problem(
         429,
         "Too many requests",
-        f"this key may send {limiter.count} requests per {limiter.period:g} s to each "
-        f"worker; retry in {retry_after} s",
+        f"{who} may come {count} per {period:g} s to each worker; retry in {retry_after} s",
         "rate-limited",
     )
     response.headers["Retry-After"] = str(retry_after)
     return response
+
+
+def _refuse_oversized_head() -> None:
+    """Request lines and headers past gunicorn's default limits, refused as problem+json
+    (gunicorn, set to larger limits, would answer text/html)."""
+    uri = request.environ.get("RAW_URI") or request.full_path.removesuffix("?")
+    line = len(request.method) + len(uri) + len(request.environ.get("SERVER_PROTOCOL", "")) + 2
+    if line > MAX_REQUEST_LINE:
+        raise ApiProblem(
+            414,
+            "URI too long",
+            f"the request line is {line} bytes; at most {MAX_REQUEST_LINE} are allowed",
+            "uri-too-long",
+        )
+    if len(request.headers) > MAX_HEADER_FIELDS:
+        raise ApiProblem(
+            431,
+            "Request header fields too large",
+            f"the request has {len(request.headers)} header fields; at most "
+            f"{MAX_HEADER_FIELDS} are allowed",
+            "request-header-fields-too-large",
+        )
+    for name, value in request.headers.items():
+        if len(name) + len(value) + 2 > MAX_HEADER_FIELD:
+            raise ApiProblem(
+                431,
+                "Request header fields too large",
+                f"the header {name[:64]!r} is {len(name) + len(value) + 2} bytes; at most "
+                f"{MAX_HEADER_FIELD} are allowed",
+                "request-header-fields-too-large",
+            )
 
 
 def _refuse_truncated(raw: bytes, limit: int | None) -> None:
@@ -136,22 +212,6 @@ def _refuse_truncated(raw: bytes, limit: int | None) -> None:
     at_limit = request.content_length is None and limit is not None and len(raw) >= limit
     if at_limit and request.environ["wsgi.input"].read(1):
         raise RequestEntityTooLarge()
-
-
-def _refuse_nul(raw: bytes) -> None:
-    """PostgreSQL text cannot hold U+0000, so no database may get it: refuse it here, the
-    same on every store, naming each field that carries one."""
-    if NUL_ESCAPE not in raw:
-        return
-    errors = nul_fields(request.get_json(silent=True))
-    if errors:
-        raise ApiProblem(
-            422,
-            "Invalid request",
-            "text must not contain the NUL character (U+0000)",
-            "invalid-request",
-            errors=errors,
-        )
 
 
 def _allow_origin(response: Response, origins: frozenset[str]) -> Response:

@@ -37,15 +37,16 @@ DECIMAL_TEXT = "^-?[0-9]+(\\.[0-9]{1,4})?$"
 PATH_PARAMETER = re.compile(r"<(?:(?P<converter>\w+):)?(?P<name>\w+)>")
 PATH_CONVERTERS = {"int": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}}
 PROBLEM_TITLES = {
-    400: "the body is not valid JSON",
+    400: "the body is not valid JSON or UTF-8, nests over 64 levels or repeats a key",
     401: "no key, or an unknown one (`WWW-Authenticate: Bearer`)",
     403: "the key lacks the scope this operation needs",
     404: "no such member, reward, redemption or offer",
     409: "a conflict: the same id with another body, too few points, an offer already used",
     413: "the body is larger than LOYALTY_MAX_BODY_BYTES",
-    415: "the body is not sent as application/json",
+    415: "the body is not sent as application/json in UTF-8 (no byte-order mark)",
     422: "the request is well-formed JSON but invalid; `errors` names each field",
-    429: "too many requests for this key; `Retry-After` says when to retry",
+    429: "too many requests for this key, or without a valid key from this address; "
+    "`Retry-After` says when to retry",
     500: "the service failed; the failure is logged with the request id",
     503: "not ready: the database is unreachable or no rules are loaded",
 }

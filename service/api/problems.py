@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, json
+from flask import Flask, Response, current_app, json
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -88,7 +88,11 @@ def register_problem_handlers(app: Flask) -> None:
     def _http(error: HTTPException) -> Response:
         status = error.code or 500
         slug = (error.name or "error").lower().replace(" ", "-")
-        response = problem(status, error.name or "Error", error.description or "", slug)
+        detail = error.description or ""
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        if status == 413 and limit is not None:
+            detail = f"the body is larger than {limit} bytes (LOYALTY_MAX_BODY_BYTES)"
+        response = problem(status, error.name or "Error", detail, slug)
         if status == 405 and error.get_response().headers.get("Allow"):
             response.headers["Allow"] = error.get_response().headers["Allow"]
         return response

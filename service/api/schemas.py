@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
-from service.event_schema import ID, StrictSchema
+from service.event_schema import ID, URL_SAFE_ID, StrictSchema
 
 MAX_BATCH = 1000
 MAX_ID = 2**63 - 1  # ledger ids are BIGINT: a larger cursor is no id at all
@@ -45,11 +45,11 @@ class LedgerQuery(StrictSchema):
 
 class RedemptionRequest(StrictSchema):
     reward_id = fields.String(required=True, validate=validate.Length(min=1, max=128))
-    redemption_id = fields.String(required=True, validate=ID)
+    redemption_id = fields.String(required=True, validate=URL_SAFE_ID)
 
 
 class OfferRedemptionRequest(StrictSchema):
-    customer_id = fields.String(required=True, validate=ID)
+    customer_id = fields.String(required=True, validate=URL_SAFE_ID)
     reference = fields.String(
         validate=ID, metadata={"description": "e.g. the order it was used on"}
     )

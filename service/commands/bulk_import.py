@@ -22,7 +22,8 @@ from marshmallow import ValidationError
 from service.application.apply_event import EventOutcome
 from service.core.errors import EventConflict
 from service.core.events import Event
-from service.event_schema import error_text, load_json, nul_fields, parse_event
+from service.event_schema import error_text, nul_fields, parse_event
+from service.strict_json import BodyRefused, strict_loads
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +64,12 @@ def read_lines(lines: Iterable[bytes]) -> Iterator[tuple[int, Event | Rejection 
 
 def _event_of(number: int, line: bytes) -> Event | Rejection:
     try:
-        payload = load_json(line)
+        payload = strict_loads(line)
     except json.JSONDecodeError as error:  # its own "line 1" would read as the file's
         return Rejection(number, 400, f"not valid JSON: {error.msg} at column {error.colno}")
-    except ValueError as error:  # bytes that are not UTF-8, NaN
+    except BodyRefused as error:  # not UTF-8, too deep, a key twice: as the edge answers
+        return Rejection(number, error.status, error.detail)
+    except ValueError as error:  # NaN
         return Rejection(number, 400, f"not valid JSON: {error}")
     event_id = payload.get("event_id") if isinstance(payload, dict) else None
     event_id = event_id if isinstance(event_id, str) else None
