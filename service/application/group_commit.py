@@ -2,8 +2,8 @@
 
 The first request to find no group being written becomes the leader: it takes every
 event waiting (its own among them), applies them as one group and hands each request its
-own outcome. Requests arriving meanwhile wait for the next group, which the first of them
-to wake leads. With no load a group is one event and nobody waits on a timer; under load
+own outcome. Requests arriving meanwhile wait for the next group, which the oldest of
+them is woken to lead. With no load a group is one event and nobody waits on a timer; under load
 one commit (and one flush to disk) serves many requests.
 """
 
@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 from service.application.apply_event import EventOutcome, Outcome
 from service.application.rules_runtime import ActiveRules
-from service.core.errors import EventConflict
 from service.core.events import Event
 
 ApplyGroup = Callable[[ActiveRules, Sequence[Event]], list[Outcome]]
@@ -27,7 +26,11 @@ class _Waiting:
     rules: ActiveRules
     event: Event
     outcome: Outcome | None = None
-    done: bool = field(default=False)
+    done: bool = False
+    lead: bool = False  # this request writes the next group
+    # Set once the outcome is in, or the lead handed over: each request is woken for
+    # its own reason only, never all of them whenever a group ends.
+    wake: threading.Event = field(default_factory=threading.Event)
 
 
 class GroupCommit:
@@ -40,7 +43,7 @@ class GroupCommit:
         self._apply = apply_group
         self._on_group = on_group
         self._max = max_group
-        self._changed = threading.Condition()
+        self._guard = threading.Lock()
         self._waiting: list[_Waiting] = []
         self._writing = False
 
@@ -48,27 +51,35 @@ class GroupCommit:
         """Apply one event in whichever group it joins; raises what that event met
         (EventConflict for an event_id reused with another body)."""
         mine = _Waiting(rules, event)
-        with self._changed:
+        with self._guard:
             self._waiting.append(mine)
-        while True:
-            with self._changed:
-                while self._writing and not mine.done:
-                    self._changed.wait()
-                if mine.done:
-                    break
-                self._writing = True
-                group = self._take()
+            if not self._writing:
+                self._writing = mine.lead = True
+        if not mine.lead:
+            mine.wake.wait()
+        if mine.lead:
             try:
-                self._lead(group)
+                while not mine.done:
+                    with self._guard:
+                        group = self._take()
+                    self._lead(group)
             finally:
-                with self._changed:
-                    self._writing = False
-                    self._changed.notify_all()
+                self._hand_over()
         outcome = mine.outcome
-        if isinstance(outcome, (Exception, EventConflict)):
+        if isinstance(outcome, Exception):
             raise outcome
         assert isinstance(outcome, EventOutcome)
         return outcome
+
+    def _hand_over(self) -> None:
+        """The oldest request still waiting writes the next group; none: nobody writes."""
+        with self._guard:
+            if self._waiting:
+                following = self._waiting[0]
+                following.lead = True
+                following.wake.set()
+            else:
+                self._writing = False
 
     def _take(self) -> list[_Waiting]:
         """The oldest waiting events of one rules version (a reload between requests
@@ -85,7 +96,7 @@ class GroupCommit:
             outcomes: list[Outcome] = self._apply(group[0].rules, [w.event for w in group])
         except Exception as error:
             outcomes = [error] * len(group)
-        with self._changed:
-            for waiting, outcome in zip(group, outcomes, strict=True):
-                waiting.outcome = outcome
-                waiting.done = True
+        for waiting, outcome in zip(group, outcomes, strict=True):
+            waiting.outcome = outcome
+            waiting.done = True
+            waiting.wake.set()
