@@ -71,6 +71,12 @@ class GroupCommit:
         assert isinstance(outcome, EventOutcome)
         return outcome
 
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for a group (not counting one being written)."""
+        with self._guard:
+            return len(self._waiting)
+
     def _hand_over(self) -> None:
         """The oldest request still waiting writes the next group; none: nobody writes."""
         with self._guard:
