@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.rules_diff", description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--members", type=int, default=10_000)
-    parser.add_argument("--workers", type=int, choices=(1, 2))
+    parser.add_argument("--workers", type=int, help="processes (default: the CLI's choice)")
     parser.add_argument("--keep", type=Path, help="write the events file here and keep it")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="rules-diff-bench-") as scratch:
