@@ -14,6 +14,7 @@ Members are independent in a replay except for two things:
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
@@ -100,6 +101,91 @@ def revenue_budgets(ruleset: RuleSet) -> list[str]:
     )
 
 
+class BudgetWatch:
+    """Budget use followed one event at a time, in event order: an event decides against
+    the use before it, then spends (its positive changes) and gives back (a refund's
+    negative ones). Its decision could not have been limited by a budget while the use
+    before it plus what it spent stays below the budget; ``reached`` names the first
+    campaign for which that fails."""
+
+    def __init__(self, limits: Mapping[str, Limit], seed: Mapping[str, BudgetUse]) -> None:
+        self._limits = limits
+        self._used = {c: (seed[c].points, seed[c].offers) if c in seed else (0, 0) for c in limits}
+        self.reached = next(
+            (
+                c
+                for c, (points, offers) in self._used.items()
+                if _reached(limits[c], points, offers)
+            ),
+            None,
+        )
+        self._position: int | None = None
+        self._peak: dict[str, tuple[int, int]] = {}
+
+    def feed(self, spends: Iterable[BudgetSpend]) -> str | None:
+        """Spends in event order (one event's together); the campaign reached, if any."""
+        used, peak = self._used, self._peak
+        for spend in spends:
+            if self.reached is not None:
+                break
+            if spend.position != self._position:
+                self._settle()
+                self._position, peak = spend.position, {}
+                self._peak = peak
+            points, offers = used.get(spend.campaign, (0, 0))
+            top_points, top_offers = peak.get(spend.campaign, (points, offers))
+            peak[spend.campaign] = (
+                top_points + max(spend.points, 0),
+                top_offers + max(spend.offers, 0),
+            )
+            used[spend.campaign] = (points + spend.points, offers + spend.offers)
+        return self.reached
+
+    def close(self) -> str | None:
+        self._settle()
+        return self.reached
+
+    def _settle(self) -> None:
+        for campaign, (points, offers) in self._peak.items():
+            limit = self._limits.get(campaign)
+            if self.reached is None and limit is not None and _reached(limit, points, offers):
+                self.reached = campaign
+        self._peak = {}
+
+
+class SharesWatch:
+    """One version's budgets while its shares run: each share's own use, and all the
+    shares' use merged in event order as far as every share has got."""
+
+    def __init__(self, limits: Mapping[str, Limit], seed: Mapping[str, BudgetUse], shares: int):
+        self._own = [BudgetWatch(limits, seed) for _ in range(shares)]
+        self._merged = BudgetWatch(limits, seed)
+        self._waiting: list[list[BudgetSpend]] = [[] for _ in range(shares)]
+        self._through = [0] * shares
+
+    def add(self, share: int, spends: Sequence[BudgetSpend], through: int) -> str | None:
+        """``spends``: the share's since its last report, through event ``through``."""
+        reached = self._own[share].feed(spends)
+        if reached is not None:
+            return reached
+        self._waiting[share].extend(spends)
+        self._through[share] = through
+        mark = min(self._through)
+        ready = []
+        for index, waiting in enumerate(self._waiting):
+            cut = bisect.bisect_right(waiting, mark, key=lambda spend: spend.position)
+            ready.append(waiting[:cut])
+            self._waiting[index] = waiting[cut:]
+        return self._merged.feed(heapq.merge(*ready, key=lambda spend: spend.position))
+
+    def close(self) -> str | None:
+        for own in self._own:
+            if own.close() is not None:
+                return own.reached
+        self._merged.feed(heapq.merge(*self._waiting, key=lambda spend: spend.position))
+        return self._merged.close()
+
+
 def budgets_never_reached(
     limits: Mapping[str, Limit],
     seed: Mapping[str, BudgetUse],
@@ -107,50 +193,11 @@ def budgets_never_reached(
 ) -> str | None:
     """None when no share's use of a budget, nor their use merged in event order, ever
     reached the budget; otherwise the campaign whose budget was reached."""
-    for spends in shares:
-        reached = _first_reached(limits, seed, spends)
-        if reached is not None:
+    watch = SharesWatch(limits, seed, len(shares))
+    for index, spends in enumerate(shares):
+        if (reached := watch.add(index, spends, 0)) is not None:
             return reached
-    merged = heapq.merge(*shares, key=lambda spend: spend.position)
-    return _first_reached(limits, seed, merged)
-
-
-def _first_reached(
-    limits: Mapping[str, Limit], seed: Mapping[str, BudgetUse], spends: Iterable[BudgetSpend]
-) -> str | None:
-    """Walk one event at a time: an event decides against the use before it, then spends
-    (its positive changes) and gives back (a refund's negative ones). The decision could
-    not have been limited while the use before it plus what it spent stays below the
-    budget."""
-    used = {c: (seed[c].points, seed[c].offers) if c in seed else (0, 0) for c in limits}
-    for campaign, (points, offers) in used.items():
-        if _reached(limits[campaign], points, offers):
-            return campaign
-    position: int | None = None
-    peak: dict[str, tuple[int, int]] = {}
-    for spend in spends:
-        if spend.position != position:
-            if (reached := _settle(limits, used, peak)) is not None:
-                return reached
-            position, peak = spend.position, {}
-        points, offers = used.get(spend.campaign, (0, 0))
-        top_points, top_offers = peak.get(spend.campaign, (points, offers))
-        peak[spend.campaign] = (
-            top_points + max(spend.points, 0),
-            top_offers + max(spend.offers, 0),
-        )
-        used[spend.campaign] = (points + spend.points, offers + spend.offers)
-    return _settle(limits, used, peak)
-
-
-def _settle(
-    limits: Mapping[str, Limit], used: dict[str, tuple[int, int]], peak: dict[str, tuple[int, int]]
-) -> str | None:
-    for campaign, (points, offers) in peak.items():
-        limit = limits.get(campaign)
-        if limit is not None and _reached(limit, points, offers):
-            return campaign
-    return None
+    return watch.close()
 
 
 def _reached(limit: Limit, points: int, offers: int) -> bool:

@@ -2,15 +2,18 @@
 both versions for its members, reading each event once), or one process per version (the
 exact fallback when budgets make the shares depend on each other).
 
-Processes are spawned (no inherited threads or connections); each reports the peak of
+Processes are spawned (no inherited threads or connections). Each reports as it goes
+(events done, and a share's budget spends) and, at the end, its result and the peak of
 its resident memory.
 """
 
 from __future__ import annotations
 
+import queue
 import resource
+import sys
+import traceback
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from multiprocessing import get_context
 from typing import Any
@@ -25,6 +28,7 @@ from service.rules.loader import load_rules
 from service.rules.reference import ReferenceMatcher
 
 TICK = 1000
+ALL = sys.maxsize  # a share's last report covers every event after its last own one
 
 
 def peak_memory_mib() -> float:
@@ -44,23 +48,31 @@ def replay_of(
     ruleset: RuleSet,
     source: Source,
     *,
-    share: Shares | None = None,
+    shares: Shares | None = None,
     index: int = 0,
     record_budgets: bool = False,
 ) -> Replay:
     seeds, budgets = source.starting_states(ruleset)
-    if share is not None:
-        seeds = {m: seed for m, seed in seeds.items() if share.of(m) == index}
+    if shares is not None:
+        seeds = {m: seed for m, seed in seeds.items() if shares.of(m) == index}
     rules = ActiveRules(ruleset, ReferenceMatcher(ruleset.rules), ())
     return Replay(rules, seeds, budgets, record_budgets=record_budgets)
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A process's news: events done; for a share, its budget spends through ``through``."""
+
+    done: int
+    through: int = 0
+    base_spends: tuple[BudgetSpend, ...] = ()
+    head_spends: tuple[BudgetSpend, ...] = ()
 
 
 @dataclass(slots=True)
 class ShareOutcome:
     base: ReplayResult
     head: ReplayResult
-    base_spends: list[BudgetSpend]
-    head_spends: list[BudgetSpend]
     skipped: list[tuple[int, str]]  # (position, "where: reason")
     event_ids: list[str]  # of the events it replayed (first sightings), to find repeats
     memory_mib: float
@@ -73,20 +85,8 @@ class VersionOutcome:
     memory_mib: float
 
 
-_counters: Any = None
-
-
-def _init_child(counters: Any) -> None:
-    global _counters  # this child's handle on the shared progress counters
-    _counters = counters
-
-
-def _count(slot: int, done: int) -> None:
-    if _counters is not None:
-        _counters[slot] = done
-
-
 def replay_share(
+    report: Callable[[Report], None],
     base_files: Mapping[str, str],
     head_files: Mapping[str, str],
     source: Source,
@@ -95,14 +95,24 @@ def replay_share(
 ) -> ShareOutcome:
     """Both versions over one share of the members."""
     base = replay_of(
-        load_rules(base_files).ruleset, source, share=shares, index=index, record_budgets=True
+        load_rules(base_files).ruleset, source, shares=shares, index=index, record_budgets=True
     )
     head = replay_of(
-        load_rules(head_files).ruleset, source, share=shares, index=index, record_budgets=True
+        load_rules(head_files).ruleset, source, shares=shares, index=index, record_budgets=True
     )
+    assert base.spends is not None
+    assert head.spends is not None
     skipped: list[tuple[int, str]] = []
     seen: set[str] = set()
     done = 0
+
+    def send(through: int) -> None:
+        assert base.spends is not None
+        assert head.spends is not None
+        report(Report(done, through, tuple(base.spends), tuple(head.spends)))
+        base.spends.clear()
+        head.spends.clear()
+
     for position, item in source.share_events(shares, index):
         done += 1
         if isinstance(item, Event):
@@ -112,22 +122,14 @@ def replay_share(
         else:
             skipped.append((position, f"{item.where}: {item.reason}"))
         if done % TICK == 0:
-            _count(index, done)
-    _count(index, done)
-    assert base.spends is not None
-    assert head.spends is not None
-    return ShareOutcome(
-        base.finish(),
-        head.finish(),
-        base.spends,
-        head.spends,
-        skipped,
-        list(seen),
-        peak_memory_mib(),
-    )
+            send(position)
+    send(ALL)
+    return ShareOutcome(base.finish(), head.finish(), skipped, list(seen), peak_memory_mib())
 
 
-def replay_version(files: Mapping[str, str], source: Source, slot: int) -> VersionOutcome:
+def replay_version(
+    report: Callable[[Report], None], files: Mapping[str, str], source: Source
+) -> VersionOutcome:
     """One version over every member, in event order: exact whatever the budgets."""
     replay = replay_of(load_rules(files).ruleset, source)
     skipped: list[str] = []
@@ -138,29 +140,67 @@ def replay_version(files: Mapping[str, str], source: Source, slot: int) -> Versi
         else:
             skipped.append(f"{item.where}: {item.reason}")
         if done % TICK == 0:
-            _count(slot, done)
-    _count(slot, done)
+            report(Report(done))
+    report(Report(done))
     return VersionOutcome(replay.finish(), skipped, peak_memory_mib())
+
+
+class Stop(Exception):
+    """Raised by a caller's ``on_report`` to end every process at once."""
 
 
 def run_in_processes(
     calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...]]],
-    on_progress: Callable[[list[int]], None],
+    on_report: Callable[[int, Report], None],
 ) -> list[Any]:
-    """Each call in a spawned process of its own; ``on_progress`` gets each process's count
-    of events done, twice a second."""
+    """Each call in a spawned process of its own, given a ``report`` function as its first
+    argument; ``on_report(slot, report)`` hears each report as it comes. Returns the
+    calls' results in order. Should ``on_report`` raise (Stop), the processes are ended
+    and the exception goes up."""
     context = get_context("spawn")
-    counters = context.Array("q", len(calls), lock=False)
-    with ProcessPoolExecutor(
-        max_workers=len(calls),
-        mp_context=context,
-        initializer=_init_child,
-        initargs=(counters,),
-        max_tasks_per_child=1,
-    ) as pool:
-        futures: list[Future[Any]] = [pool.submit(call, *args) for call, args in calls]
-        pending = set(futures)
-        while pending:
-            _, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-            on_progress(list(counters))
-        return [future.result() for future in futures]
+    news: Any = context.Queue()
+    processes = [
+        context.Process(target=_child, args=(news, slot, call, args), daemon=True)
+        for slot, (call, args) in enumerate(calls)
+    ]
+    for process in processes:
+        process.start()
+    results: dict[int, Any] = {}
+    try:
+        while len(results) < len(calls):
+            try:
+                kind, slot, body = news.get(timeout=0.5)
+            except queue.Empty:
+                _check_alive(processes, results)
+                continue
+            if kind == "report":
+                on_report(slot, body)
+            elif kind == "done":
+                results[slot] = body
+            else:
+                raise RuntimeError(f"a rules diff process failed:\n{body}")
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+            process.join()
+    return [results[slot] for slot in range(len(calls))]
+
+
+def _check_alive(processes: Sequence[Any], results: Mapping[int, Any]) -> None:
+    for slot, process in enumerate(processes):
+        # Exit code 0: its result is on the way (a child puts it before it returns).
+        if slot not in results and process.exitcode not in (None, 0):
+            raise RuntimeError(f"a rules diff process ended with exit code {process.exitcode}")
+
+
+def _child(news: Any, slot: int, call: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    def report(body: Report) -> None:
+        news.put(("report", slot, body))
+
+    try:
+        result = call(report, *args)
+    except BaseException:
+        news.put(("failed", slot, traceback.format_exc()))
+        raise
+    news.put(("done", slot, result))

@@ -23,14 +23,16 @@ from service.application.impact import Impact, RunReport, compare
 from service.application.replay import ReplayResult
 from service.application.replay_shares import (
     Shares,
+    SharesWatch,
     budget_limits,
-    budgets_never_reached,
     merge_results,
     revenue_budgets,
 )
 from service.commands.diff_processes import (
     TICK,
+    Report,
     ShareOutcome,
+    Stop,
     VersionOutcome,
     peak_memory_mib,
     replay_of,
@@ -164,32 +166,49 @@ def _in_shares(
     meter: Progress,
     processes: int,
 ) -> Replayed | str:
-    """The members shared out; or why the shares' results cannot be trusted."""
+    """The members shared out; or why the shares' results cannot be trusted (found as
+    soon as the shares' budget spends, merged in event order, show it)."""
     links = source.links()
     base_seeds, base_budgets = source.starting_states(base_rules)
     head_seeds, head_budgets = source.starting_states(head_rules)
     links.link_seeds(base_seeds)
     links.link_seeds(head_seeds)
     shares = Shares(processes, links.leaders())
-    done: list[ShareOutcome] = run_in_processes(
-        [
-            (replay_share, (dict(base_files), dict(head_files), source, shares, index))
-            for index in range(processes)
-        ],
-        lambda counts: meter.update(sum(counts)),
-    )
+    watches = [
+        (rules.version, SharesWatch(budget_limits(rules), budgets, processes))
+        for rules, budgets in ((base_rules, base_budgets), (head_rules, head_budgets))
+    ]
+    counts = [0] * processes
+    reached: list[str] = []
+
+    def heard(slot: int, report: Report) -> None:
+        counts[slot] = report.done
+        meter.update(sum(counts))
+        for (version, watch), spends in zip(
+            watches, (report.base_spends, report.head_spends), strict=True
+        ):
+            campaign = watch.add(slot, spends, report.through)
+            if campaign is not None:
+                reached.append(f"the budget of campaign {campaign} came within reach ({version})")
+                raise Stop
+
+    calls = [
+        (replay_share, (dict(base_files), dict(head_files), source, shares, index))
+        for index in range(processes)
+    ]
+    try:
+        done: list[ShareOutcome] = run_in_processes(calls, heard)
+    except Stop:
+        return reached[0]
+    for version, watch in watches:
+        campaign = watch.close()
+        if campaign is not None:
+            return f"the budget of campaign {campaign} came within reach ({version})"
     seen: set[str] = set()
     for outcome in done:
         if not seen.isdisjoint(outcome.event_ids):
             return "an event_id is used by members of different shares"
         seen.update(outcome.event_ids)
-    for rules, budgets, spends in (
-        (base_rules, base_budgets, [o.base_spends for o in done]),
-        (head_rules, head_budgets, [o.head_spends for o in done]),
-    ):
-        reached = budgets_never_reached(budget_limits(rules), budgets, spends)
-        if reached is not None:
-            return f"the budget of campaign {reached} came within reach in {rules.version}"
     skipped = [text for _, text in sorted(s for o in done for s in o.skipped)]
     run = RunReport(
         processes,
@@ -211,12 +230,18 @@ def _per_version(
     meter: Progress,
     why: str,
 ) -> Replayed:
+    counts = [0, 0]
+
+    def heard(slot: int, report: Report) -> None:
+        counts[slot] = report.done
+        meter.update(min(counts))
+
     base, head = run_in_processes(
         [
-            (replay_version, (dict(base_files), source, 0)),
-            (replay_version, (dict(head_files), source, 1)),
+            (replay_version, (dict(base_files), source)),
+            (replay_version, (dict(head_files), source)),
         ],
-        lambda counts: meter.update(min(counts)),
+        heard,
     )
     assert isinstance(base, VersionOutcome)
     assert isinstance(head, VersionOutcome)
