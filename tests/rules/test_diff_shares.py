@@ -146,7 +146,11 @@ def test_each_line_goes_to_exactly_one_share(tmp_path: Path) -> None:
 
     seen: list[int] = []
     for index in range(3):
-        for number, _where, payload in read_lines_of(path, lambda c, i=index: share(c) == i):
+
+        def wanted(customer_id: str | None, index: int = index) -> bool:
+            return share(customer_id) == index
+
+        for number, _where, payload in read_lines_of(path, wanted):
             seen.append(number)
             named = payload.get("customer_id") if isinstance(payload, dict) else None
             if isinstance(named, str):  # a member's events are all in the member's share
