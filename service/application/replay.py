@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 # A replay never stores an event: no canonical JSON, no body hash. Every repeat of an
-# event_id is then a duplicate, as the service answers a repeat of the same body.
+# event_id is a duplicate, as the service answers a repeat of the same body.
 _NO_PAYLOAD: dict[str, Any] = {}
 _NO_DIGEST = ""
 
@@ -96,17 +96,24 @@ class Replay:
         # have been read from the tables only then.
         self._untouched = set(seeds or ())
         self._clock = _EventTime()
+        self._seen: set[str] = set()
         self.spends: list[BudgetSpend] | None = [] if record_budgets else None
 
     def apply(self, event: Event, position: int = 0) -> None:
+        if event.event_id in self._seen:
+            self.result.duplicates += 1  # the service answers a repeat and changes nothing
+            return
+        self._seen.add(event.event_id)
         self._clock.at = event.occurred_at
         outcome = record_event(
             self.members, self.rules, event, _NO_DIGEST, _NO_PAYLOAD, self._clock
         )
+        # The working set keeps each event with its answer for a repeat in the group; a
+        # replay of a million events knows its repeats by id alone.
+        self.members.events.pop(event.event_id, None)
         changes, evaluation = outcome.changes, outcome.evaluation
-        if changes is None or evaluation is None:
-            self.result.duplicates += 1  # the service answers a repeat and changes nothing
-            return
+        assert changes is not None
+        assert evaluation is not None
         customer_id = event.customer_id
         self.result.count(customer_id, evaluation.effects)
         self.result.count_messages(
