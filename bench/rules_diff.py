@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -166,19 +167,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.rules_diff", description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--members", type=int, default=10_000)
-    parser.add_argument("--workers", type=int, choices=(1, 2))
+    parser.add_argument("--workers", type=int, help="processes (default: the CLI's choice)")
     parser.add_argument("--keep", type=Path, help="write the events file here and keep it")
+    parser.add_argument(
+        "--reuse", type=Path, help="replay this events file (one --keep wrote) instead"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="rules-diff-bench-") as scratch:
         work = Path(scratch)
-        events = args.keep or work / "events.jsonl"
-        started = time.perf_counter()
-        write_events(events, args.events, args.members)
-        print(
-            f"wrote {args.events:,} events of {args.members:,} members to {events} "
-            f"in {time.perf_counter() - started:.1f} s",
-            file=sys.stderr,
-        )
+        events = args.reuse or args.keep or work / "events.jsonl"
+        if args.reuse is None:
+            started = time.perf_counter()
+            write_events(events, args.events, args.members)
+            print(
+                f"wrote {args.events:,} events of {args.members:,} members to {events} "
+                f"in {time.perf_counter() - started:.1f} s",
+                file=sys.stderr,
+            )
         rules = rules_repository(work)
         command = [
             str(Path(sys.executable).with_name("loyalty")),
@@ -196,14 +201,32 @@ def main(argv: list[str] | None = None) -> int:
         if args.workers:
             command += ["--workers", str(args.workers)]
         started = time.perf_counter()
-        done = subprocess.run(command, check=False)
+        code, closing = _run_showing_progress(command)
         elapsed = time.perf_counter() - started
+        cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
         print(
             f"\n`loyalty rules diff --base HEAD --events <{args.events:,} events>` took "
-            f"{elapsed:.1f} s ({args.events / elapsed:,.0f} events/s per version)",
+            f"{elapsed:.1f} s ({args.events / elapsed:,.0f} events/s), "
+            f"{cpu.ru_utime + cpu.ru_stime:.1f} s of CPU in all processes",
             file=sys.stderr,
         )
-        return done.returncode
+        # How it ran (processes, and why) and each process's peak resident memory.
+        how = closing.partition("; ")[2] if closing else "(no closing line)"
+        print(f"ran in {how}", file=sys.stderr)
+        return code
+
+
+def _run_showing_progress(command: list[str]) -> tuple[int, str]:
+    """Run the CLI with its stderr passed through; returns its exit code and its closing
+    progress line (which says how it ran and each process's peak memory)."""
+    closing = ""
+    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True) as process:
+        assert process.stderr is not None
+        for line in process.stderr:
+            sys.stderr.write(line)
+            if "peak memory" in line:
+                closing = line.strip()
+    return process.returncode, closing
 
 
 if __name__ == "__main__":

@@ -68,6 +68,7 @@ class EventOutcome:
     status: str  # applied | duplicate
     answer: dict[str, Any]
     evaluation: Evaluation | None = None  # None for a duplicate
+    changes: Changes | None = None  # what the event changed, for replays (None for a duplicate)
 
 
 def body_hash(event: Event, payload: dict[str, Any] | None = None) -> str:
@@ -286,7 +287,7 @@ def record_event(
     answer = event_answer(event.event_id, "applied", effects, member, rules, changes.offers)
     changes.event = replace(changes.event, result=answer)
     members.apply(changes)
-    return EventOutcome("applied", answer, replace(evaluation, effects=tuple(effects)))
+    return EventOutcome("applied", answer, replace(evaluation, effects=tuple(effects)), changes)
 
 
 def _decide_with_locks(

@@ -11,7 +11,8 @@ not.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -68,10 +69,14 @@ def events_from_payloads(
 ) -> Iterator[Event | Skipped]:
     """(where, payload) pairs -> events, or Skipped for the ones the contract refuses."""
     for where, payload in payloads:
-        try:
-            yield event_from_json(payload)
-        except ValidationError as error:
-            yield Skipped(where, error_text(error.messages))
+        yield event_or_skipped(where, payload)
+
+
+def event_or_skipped(where: str, payload: Any) -> Event | Skipped:
+    try:
+        return event_from_json(payload)
+    except ValidationError as error:
+        return Skipped(where, error_text(error.messages))
 
 
 def read_event_lines(path: str | Path) -> Iterator[tuple[str, Any]]:
@@ -86,6 +91,49 @@ def read_event_lines(path: str | Path) -> Iterator[tuple[str, Any]]:
             except ValueError as error:
                 payload = _Unreadable(str(error))
             yield f"{name}:{number}", payload
+
+
+_CUSTOMER_KEY = b'"customer_id"'
+_CUSTOMER = re.compile(rb'"customer_id"\s*:\s*"([^"\\]*)"')
+
+
+def customer_of_line(line: bytes) -> str | None:
+    """A JSON Lines entry's customer_id, read without parsing the line, when that is
+    certain (the key appears once, unescaped, with a plain string value); None when only
+    parsing can tell."""
+    if line.count(_CUSTOMER_KEY) != 1:
+        return None
+    found = _CUSTOMER.search(line)
+    if found is None or line[found.start() - 1 : found.start()] == b"\\":
+        return None
+    try:
+        return found.group(1).decode()
+    except UnicodeDecodeError:
+        return None
+
+
+def read_lines_of(
+    path: str | Path, wanted: Callable[[str | None], bool]
+) -> Iterator[tuple[int, str, Any]]:
+    """(line number, file:line, parsed JSON) of the lines whose customer_id is ``wanted``
+    (None: a line that names no customer). Other lines cost a look, not a parse."""
+    name = str(path)
+    with open(path, "rb") as lines:
+        for number, raw in enumerate(lines, start=1):
+            customer = customer_of_line(raw)
+            if customer is not None and not wanted(customer):
+                continue
+            if not raw.strip():
+                continue
+            try:
+                payload = json.loads(raw.decode())
+            except ValueError as error:  # UnicodeDecodeError is one
+                payload = _Unreadable(str(error))
+            if customer is None:
+                named = payload.get("customer_id") if type(payload) is dict else None
+                if not wanted(named if type(named) is str else None):
+                    continue
+            yield number, f"{name}:{number}", payload
 
 
 def count_lines(path: str | Path) -> int:

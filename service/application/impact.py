@@ -77,6 +77,22 @@ class CustomerImpact:
 
 
 @dataclass(frozen=True, slots=True)
+class RunReport:
+    """How the replay ran (not what the change does): processes, and why so."""
+
+    processes: int
+    how: str
+    memory_mib: tuple[tuple[str, float], ...]  # (process, its peak resident memory)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "processes": self.processes,
+            "how": self.how,
+            "peak_memory_mib": {name: round(mib, 1) for name, mib in self.memory_mib},
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Impact:
     base_version: str
     head_version: str
@@ -92,6 +108,7 @@ class Impact:
     tiers: dict[str, Change]  # members per tier at the end
     skipped_examples: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    run: RunReport | None = None  # rendered beside as_dict(), which says what changes
 
     @property
     def changed(self) -> bool:

@@ -23,7 +23,8 @@ _TOTAL_LABELS = {
 
 def render(impact: Impact, form: str) -> str:
     if form == "json":
-        return json.dumps(impact.as_dict(), indent=2)
+        run = {"run": impact.run.as_dict()} if impact.run is not None else {}
+        return json.dumps({**impact.as_dict(), **run}, indent=2)
     if form == "markdown":
         return markdown(impact)
     return table(impact)
@@ -58,6 +59,9 @@ def _summary(impact: Impact) -> list[str]:
     ]
     changed = [f"{kind} {', '.join(paths)}" for kind, paths in impact.files.items() if paths]
     lines.append("Files: " + ("; ".join(changed) if changed else "no rule file changed"))
+    if impact.run is not None:
+        memory = ", ".join(f"{name} {mib:,.0f} MiB" for name, mib in impact.run.memory_mib)
+        lines.append(f"Ran in {impact.run.how}; peak memory: {memory}.")
     return lines
 
 

@@ -44,7 +44,9 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     diff.add_argument("--rules-dir", help="rules directory (default LOYALTY_RULES_DIR)")
     diff.add_argument("--top", type=int, default=10, help="members to list who change most")
     diff.add_argument(
-        "--workers", type=int, choices=(1, 2), help="processes (default: 2 for large replays)"
+        "--workers",
+        type=_positive,
+        help="processes (default: one per core, at least 2, for large replays)",
     )
     diff.add_argument("--now", type=_moment, help="what --since counts back from (default now)")
     diff.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -56,6 +58,13 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         "--check", action="store_true", help="fail if the files in --out are not up to date"
     )
     schema.set_defaults(handler=schema_command)
+
+
+def _positive(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 1 or more")
+    return number
 
 
 def _moment(text: str) -> datetime:

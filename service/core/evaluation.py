@@ -99,16 +99,20 @@ def evaluate(
     explain: bool = False,
 ) -> Evaluation:
     programme = ruleset.programme
-    if customer.tier is None and programme.tiers.levels:
+    tier = customer.tier
+    if tier is None and programme.tiers.levels:
         # A member with no tier yet stands on the lowest level, and rules see it so.
-        customer = replace(customer, tier=programme.tiers.levels[0].name)
+        tier = programme.tiers.levels[0].name
     plan = plan_for(ruleset)
     scores = None
+    segment = customer.segment
     if plan.needs_rfm:
         rfm = rfm_scores(programme.rfm, customer, event.occurred_at)
         scores = (rfm.recency, rfm.frequency, rfm.monetary)
         if customer.segment is None:
-            customer = replace(customer, segment=segment_for(programme.rfm, rfm))
+            segment = segment_for(programme.rfm, rfm)
+    if tier != customer.tier or segment != customer.segment:
+        customer = replace(customer, tier=tier, segment=segment)  # one copy, not two
     facts = build_facts(
         event,
         customer,
