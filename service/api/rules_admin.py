@@ -20,6 +20,7 @@ from service.bootstrap import Services
 from service.event_schema import ID, StrictSchema, parse_event
 from service.observability import metrics
 from service.rules.check import probe_engine
+from service.rules.matchers import engine_in_use
 
 blueprint = Blueprint("rules_admin", __name__)
 SYNC = "loyalty.rules_sync"
@@ -157,7 +158,7 @@ def post_reload() -> Response:
     def probe(path: Any) -> list[str]:
         return probe_engine(path, PROBE_TIMEOUT_SECONDS)
 
-    durable = svc.settings.engine == "durable"
+    durable = engine_in_use(svc.settings.engine)[0] == "durable"
     reloaded = _sync().reload(svc.settings.rules_dir, probe=probe if durable else None)
     return jsonify(reloaded.as_dict())
 

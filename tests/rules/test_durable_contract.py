@@ -21,8 +21,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import durable_rules_engine
 import pytest
+
+from tests.durable_support import REASON, SKIP
+
+if SKIP:
+    pytest.skip(REASON, allow_module_level=True)
+
+import durable_rules_engine
 from durable import engine
 
 from service.core.conditions import AnyOf, ArrayAny, Compare, Exists
