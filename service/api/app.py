@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask
 
 from service.api import (
@@ -18,7 +20,10 @@ from service.api.json_provider import DecimalJSONProvider
 from service.api.problems import register_problem_handlers
 from service.bootstrap import Services, build_services
 from service.observability import web as observability
+from service.rules.matchers import engine_in_use
 from service.settings import Settings
+
+log = logging.getLogger("loyalty")
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
@@ -28,6 +33,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.json = DecimalJSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["loyalty"] = services or build_services(settings)
+    engine, note = engine_in_use(settings.engine)
+    if note is not None:
+        log.warning("rule engine: %s instead of %s (%s)", engine, settings.engine, note)
     register_problem_handlers(app)
     observability.init_app(app, log_requests=settings.access_log)  # first: the request id
     hardening.init_app(app, settings)

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from service.api.auth import require
 from service.api.events import services
 from service.core.evaluation import ordered
+from service.rules.matchers import engine_in_use
 
 blueprint = Blueprint("operations", __name__)
 
@@ -31,9 +32,15 @@ def readyz() -> tuple[Response, int]:
         checks["database"] = False
         checks["database_error"] = type(error).__name__
     ready = checks["rules"] and checks["database"]
-    return jsonify(
-        {"status": "ready" if ready else "not ready", "checks": checks}
-    ), 200 if ready else 503
+    engine, note = engine_in_use(svc.settings.engine)
+    answer: dict[str, Any] = {
+        "status": "ready" if ready else "not ready",
+        "checks": checks,
+        "engine": engine,
+    }
+    if note is not None:
+        answer["engine_note"] = note
+    return jsonify(answer), 200 if ready else 503
 
 
 @blueprint.get("/v1/rules")
@@ -44,7 +51,7 @@ def get_rules() -> Response:
     return jsonify(
         {
             "version": ruleset.version,
-            "engine": svc.settings.engine,
+            "engine": engine_in_use(svc.settings.engine)[0],
             "programme": ruleset.programme.id,
             "currency": ruleset.programme.currency,
             "timezone": ruleset.programme.timezone,

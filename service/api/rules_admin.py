@@ -23,6 +23,7 @@ from service.bootstrap import Services
 from service.event_schema import ID, StrictSchema, parse_event
 from service.observability import metrics
 from service.rules.lint import Finding
+from service.rules.matchers import engine_in_use
 from service.rules.sandbox import CompileLimits, check_in_child
 from service.settings import Settings
 
@@ -163,7 +164,8 @@ def post_reload() -> Response:
         return check_in_child(
             files,
             compile_limits(settings),
-            engine=settings.engine,
+            # Where durable-rules cannot load, the reference serves: no engine to compare.
+            engine=engine_in_use(settings.engine)[0],
             now=now,
             where=settings.rules_dir,
         )

@@ -7,6 +7,7 @@ from typing import Any
 from marshmallow import Schema, fields, validate
 
 from service.event_schema import ID, URL_SAFE_ID, StrictSchema
+from service.settings import ENGINES
 
 MAX_BATCH = 1000
 MAX_ID = 2**63 - 1  # ledger ids are BIGINT: a larger cursor is no id at all
@@ -321,6 +322,13 @@ class ReadinessChecksSchema(StrictSchema):
 class ReadinessSchema(StrictSchema):
     status = _text(validate=validate.OneOf(["ready", "not ready"]))
     checks = fields.Nested(ReadinessChecksSchema, required=True)
+    engine = _text(
+        validate=validate.OneOf(ENGINES),
+        metadata={"description": "the rule engine this worker serves with"},
+    )
+    engine_note = fields.String(
+        metadata={"description": "why the engine is not the configured one, when it is not"}
+    )
 
 
 class CampaignActiveSchema(StrictSchema):

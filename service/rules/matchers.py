@@ -1,12 +1,15 @@
 """Choosing the matcher a process serves with, and falling back when the engine fails.
 
 Importing this module does not load durable-rules; only build_matcher(engine="durable")
-does, through service.rules.durable_engine.
+and why_durable_cannot_load() do, through service.rules.durable_engine. Where durable-rules
+cannot be imported (its 2.0.28 extension needs a patched build on Python 3.13), a process
+configured for it serves with the reference engine, and engine_in_use() says why.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Callable, Iterable
 
@@ -18,6 +21,29 @@ from service.rules.reference import ReferenceMatcher
 ENGINES = ("durable", "reference")
 
 FallbackCallback = Callable[[str], None]
+
+
+@functools.cache
+def why_durable_cannot_load() -> str | None:
+    """Why durable-rules cannot be imported in this process, or None when it can.
+
+    Asked once per process: an import that failed stays failed until a restart.
+    """
+    try:
+        import service.rules.durable_engine  # noqa: F401 - the import is the check
+    except ImportError as error:
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def engine_in_use(engine: str) -> tuple[str, str | None]:
+    """The engine a process configured for ``engine`` really serves with, and a note
+    saying why when that is not the configured one."""
+    if engine == "durable":
+        missing = why_durable_cannot_load()
+        if missing is not None:
+            return "reference", f"durable-rules unavailable: {missing}"
+    return engine, None
 
 
 class FallbackMatcher:
@@ -69,6 +95,8 @@ def build_matcher(
 
     If durable-rules refuses the whole ruleset, on_fallback hears why once and the plain
     reference matcher is returned, so evaluations record the engine that really decided.
+    Where durable-rules cannot be imported at all, the reference is returned without a
+    word here: that is said once at start (engine_in_use), not at every load.
     """
     rules = tuple(rules)
     reference = ReferenceMatcher(rules)
@@ -76,6 +104,8 @@ def build_matcher(
         return reference
     if engine != "durable":
         raise ValueError(f"unknown rule engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    if why_durable_cannot_load() is not None:
+        return reference
     from service.rules.durable_engine import DurableMatcher, EngineFailure
 
     try:

@@ -22,6 +22,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.durable_support import REASON, SKIP
+
+if SKIP:
+    pytest.skip(REASON, allow_module_level=True)
+
 from service.core.conditions import (
     ELEMENT,
     AllOf,

@@ -10,6 +10,7 @@ from service.rules.campaign_parser import RuleCase
 from service.rules.cases import run_case
 from service.rules.loader import LoadedRules, load_rules_dir
 from service.rules.reference import ReferenceMatcher
+from tests.durable_support import needs_durable
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
 LOADED: LoadedRules = load_rules_dir(RULES_DIR)
@@ -30,6 +31,7 @@ def test_case_holds_on_the_reference_engine(case: RuleCase) -> None:
     assert result.passed, str(result)
 
 
+@needs_durable
 @pytest.mark.parametrize("case", LOADED.cases, ids=lambda c: f"{c.campaign}::{c.name}")
 def test_case_holds_on_durable_rules(case: RuleCase, durable_matcher) -> None:  # type: ignore[no-untyped-def]
     result = run_case(LOADED.ruleset, durable_matcher, case)

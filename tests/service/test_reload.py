@@ -18,6 +18,7 @@ from service.api.rules_admin import SYNC, ReloadAnswer
 from service.bootstrap import Services, build_services
 from service.settings import Settings, parse_api_keys
 from tests.conftest import AUTH, RULES_DIR, FixedClock
+from tests.durable_support import needs_durable
 from tests.service.helpers import app_for, assert_problem, points_of, post, purchase, services_for
 
 BASE_EARN = "campaigns/base-earn.yaml"
@@ -134,6 +135,7 @@ def test_a_broken_version_is_refused_and_the_old_one_served(
     assert [a["version"] for a in versions["activations"]] == [before]
 
 
+@needs_durable
 def test_the_durable_engine_loads_the_version_before_it_is_swapped_in(
     sqlite_url: str, rules_dir: Path, clock: FixedClock
 ) -> None:
