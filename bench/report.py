@@ -134,17 +134,12 @@ def _os_name() -> str:
 
 
 def method(load: Any, eval_seconds: float, workers: int | None) -> dict[str, Any]:
-    workers_text = (
-        str(workers)
-        if workers
-        else "LOYALTY_WORKERS, by default 1 on SQLite and one per CPU on PostgreSQL"
-    )
+    workers_text = str(workers) if workers else "LOYALTY_WORKERS, by default one per CPU"
     return {
         "http": (
             f"Each server is real gunicorn with --config deploy/gunicorn.conf.py on a free port of "
             f"127.0.0.1, workers: {workers_text}; the config runs gthread workers on both "
-            "databases (LOYALTY_THREADS, by default 32 on SQLite and 16 on PostgreSQL), and the "
-            "baseline runs "
+            "databases (LOYALTY_THREADS, by default 32 threads each), and the baseline runs "
             "under the same config and environment. The service runs `loyalty serve` against "
             "a fresh database migrated with `loyalty db upgrade` (SQLite: a file under "
             "var/bench/; PostgreSQL: a new database loyalty_bench_<random> on 127.0.0.1:5432, "
