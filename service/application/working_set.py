@@ -297,31 +297,28 @@ class WorkingSet:
         assert given is not None
         orders = own.orders
         known = orders.by_id.get(given.order_id)
+        # The records handed in are the event's own (new, or copies find_order and
+        # order_awards made), so they are kept as they are, and changed in place after.
+        if known is not None:
+            orders.exclude(known)
         if changes.event.type == "purchase":
-            if known is None:
-                order = replace(given)
-            else:
-                order = replace(
-                    known,
-                    amount=known.amount + given.amount,
-                    points_earned=known.points_earned + given.points_earned,
-                )
+            order = given
+            if known is not None:
+                order = known
+                order.amount += given.amount
+                order.points_earned += given.points_earned
             awards = {a.campaign: a for a in own.order_awards.get(given.order_id, [])}
             for added in changes.order_awards:
                 was = awards.get(added.campaign)
-                awards[added.campaign] = (
-                    replace(added)
-                    if was is None
-                    else replace(
-                        was, points=was.points + added.points, revenue=was.revenue + added.revenue
-                    )
-                )
+                if was is None:
+                    awards[added.campaign] = added
+                else:
+                    was.points += added.points
+                    was.revenue += added.revenue
             updated = sorted(awards.values(), key=lambda a: a.campaign)
         else:
-            order = replace(given)
-            updated = [replace(a) for a in changes.order_awards]
-        if known is not None:
-            orders.exclude(known)
+            order = given
+            updated = list(changes.order_awards)
         orders.include(order)
         own.order_awards[given.order_id] = updated
         if self._keep:

@@ -136,7 +136,10 @@ class TierPolicy:
     def level(self, name: str | None) -> TierLevel | None:
         if name is None:
             return self.levels[0] if self.levels else None
-        return next((lvl for lvl in self.levels if lvl.name == name), None)
+        for lvl in self.levels:  # a handful of levels: a loop beats building an index
+            if lvl.name == name:
+                return lvl
+        return None
 
     def multiplier(self, name: str | None) -> Decimal:
         level = self.level(name)
