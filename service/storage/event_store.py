@@ -140,20 +140,8 @@ class EventPathStore:
     def _lots(self, customer_ids: Sequence[str]) -> list[tuple[str, Lot]]:
         if not customer_ids:
             return []
-        return [
-            (
-                r["customer_id"],
-                Lot(
-                    r["id"],
-                    r["earned_at"],
-                    r["remaining"],
-                    r["expires_at"],
-                    r["order_id"],
-                    bool(r["pending"]),
-                ),
-            )
-            for r in self.db.execute(SELECT_LOTS, {"ids": list(customer_ids)}).mappings()
-        ]
+        rows = self.db.execute(SELECT_LOTS, {"ids": list(customer_ids)}).mappings()
+        return [(r["customer_id"], lot_from_row(r)) for r in rows]
 
     def _earned(
         self, customer_ids: Sequence[str], since: datetime | None
@@ -560,6 +548,12 @@ def _new_member(customer_id: str, now: datetime) -> dict[str, Any]:
         # One call for the randomness (32 letters: every byte maps evenly).
         "referral_code": "".join(CODE_ALPHABET[b % 32] for b in secrets.token_bytes(10)),
     }
+
+
+def lot_from_row(r: Any) -> Lot:
+    return Lot(
+        r["id"], r["earned_at"], r["remaining"], r["expires_at"], r["order_id"], bool(r["pending"])
+    )
 
 
 def _stored_event(row: Any) -> StoredEvent:

@@ -34,7 +34,7 @@ from service.application.ports import (
 )
 from service.core.evaluation import BudgetUse
 from service.core.ledger import Lot
-from service.storage.event_store import EventPathStore
+from service.storage.event_store import EventPathStore, lot_from_row
 from service.storage.job_store import JobStore
 from service.storage.member_store import MemberOffersStore
 from service.storage.outbox_store import OutboxStore
@@ -153,17 +153,7 @@ class SqlStore(EventPathStore, MemberOffersStore, OutboxStore, JobStore):
                 point_lots.c.customer_id == customer_id, point_lots.c.remaining > 0
             )
         ).mappings()
-        return [
-            Lot(
-                r["id"],
-                r["earned_at"],
-                r["remaining"],
-                r["expires_at"],
-                r["order_id"],
-                bool(r["pending"]),
-            )
-            for r in rows
-        ]
+        return [lot_from_row(r) for r in rows]
 
     def find_order(self, customer_id: str, order_id: str) -> OrderRecord | None:
         row = (
