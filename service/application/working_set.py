@@ -86,6 +86,9 @@ class WorkingSet:
         self._next_lot = -1
         self._keep = keep_writes
         self.write = GroupWrite()
+        # Members the group's upsert has just created, none of whose events is applied
+        # yet: to the group's earlier events (a referral naming one) they do not exist.
+        self._not_yet: set[str] = set()
 
     @classmethod
     def loaded(
@@ -94,6 +97,8 @@ class WorkingSet:
         ws = cls(source, budgeted)
         for customer_id, record in group.members.items():
             ws.members[customer_id] = MemberState(record)
+            if record.events_applied == 0:
+                ws._not_yet.add(customer_id)
         ws.events.update(group.events)
         for order in group.orders:
             ws.members[order.customer_id].orders.include(order)
@@ -123,7 +128,9 @@ class WorkingSet:
 
     def read_member(self, customer_id: str) -> MemberRecord | None:
         state = self.members.get(customer_id)
-        return state.record if state is not None else None
+        if state is None or customer_id in self._not_yet:
+            return None
+        return state.record
 
     def lock_member(self, customer_id: str, now: datetime) -> MemberRecord:
         return self._state(customer_id, now).record
@@ -208,6 +215,7 @@ class WorkingSet:
     def apply(self, changes: Changes) -> None:
         event = changes.event
         self.events[event.event_id] = event
+        self._not_yet.difference_update(changes.postings)
         own = self.members[event.customer_id]
         write = self.write
         if self._keep:

@@ -156,3 +156,21 @@ def test_a_referral_in_a_group_rewards_the_referrer_once(path: EventPath) -> Non
     assert available == ledger == lots
     assert available > 15  # the referrer's reward came on top of their own purchases
     assert path.balance("hal")[0] == path.balance("hal")[1]
+
+
+def test_a_group_decides_as_one_event_after_another(path: EventPath) -> None:
+    # The referrer's first event comes after the referral: to the referral, the referrer
+    # does not exist yet, whether the two share a group or not.
+    together = [
+        parsed(event("referral", "kim", referrer_id="lee")),
+        parsed(purchase("lee", "10")),
+    ]
+    apply_group(path.uow, path.rules, together, path.clock)
+    apart = [
+        parsed(event("referral", "max", referrer_id="ned")),
+        parsed(purchase("ned", "10")),
+    ]
+    for one in apart:
+        apply_event(path.uow, path.rules, one, path.clock)
+    assert path.balance("lee") == path.balance("ned") == (10, 10, 10)
+    assert path.balance("kim")[0] == path.balance("max")[0]
