@@ -1,6 +1,6 @@
 """Prometheus metrics, one set per process, summed across gunicorn workers.
 
-Under gunicorn, `deploy/gunicorn.conf.py` points PROMETHEUS_MULTIPROC_DIR at a directory
+Under gunicorn, `service/gunicorn_conf.py` points PROMETHEUS_MULTIPROC_DIR at a directory
 of its own (wiped at start) before any worker imports prometheus_client; each worker
 writes its samples there and whichever worker answers `/metrics` sums them
 (prometheus-client's multiprocess mode). Without that variable (tests, the CLI) the
@@ -270,7 +270,7 @@ def serve_metrics(port: int, address: str = "0.0.0.0") -> Callable[[], None]:  #
     return stop
 
 
-# -- gunicorn hooks (deploy/gunicorn.conf.py)
+# -- gunicorn hooks
 
 
 def prepare_multiprocess_dir(directory: str) -> None:
