@@ -1,72 +1,13 @@
-"""gunicorn settings for `loyalty serve` (and `make run`).
+"""gunicorn settings for `gunicorn --config deploy/gunicorn.conf.py` by hand.
 
-Nothing is built before the fork: the app factory runs in each worker, so every worker
-has its own database pool and its own rule-engine host.
+The settings themselves ship inside the package, in service/gunicorn_conf.py, which is
+what `loyalty serve` passes to gunicorn; this file runs that one, so both stay the same.
 """
 
-import glob
-import multiprocessing
-import os
-import re
-import shutil
+import importlib.util
 
-bind = os.environ.get("LOYALTY_BIND", "127.0.0.1:8000")
-# Threads let concurrent events of a worker share one transaction (group commit): the
-# more requests a worker holds at once, the fewer statements and commits per event
-# (measured on 2 cores: 16 threads per worker, groups of ~5 events; 32, ~8).
-worker_class = "gthread"
-threads = int(os.environ.get("LOYALTY_THREADS", "32"))
-workers = int(os.environ.get("LOYALTY_WORKERS", multiprocessing.cpu_count()))
-preload_app = False
-timeout = 30
-graceful_timeout = 30
-keepalive = 5
-max_requests = 10000
-max_requests_jitter = 1000
-# Twice gunicorn's defaults (the request line at its maximum), so that the app sees and
-# refuses as problem+json what passes its own, default-sized limits (service.api.hardening:
-# 4094-byte request line, 100 header fields, 8190 bytes each). gunicorn still answers
-# beyond these, and for requests that are not HTTP at all, with its own text/html page.
-limit_request_line = 8190
-limit_request_fields = 200
-limit_request_field_size = 16380
-accesslog = None
-errorlog = "-"
-loglevel = os.environ.get("LOYALTY_LOG_LEVEL", "info")
-# JSON lines on stdout, gunicorn's own included; the app logs each request with its id.
-logger_class = "service.observability.logging.GunicornLogger"
-
-# gunicorn's control socket defaults to one path per user ($HOME/.gunicorn/gunicorn.ctl),
-# which two servers on one host would fight over; we do not use gunicornc.
-control_socket_disable = True
-
-METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
-_made_metrics_dir = []  # the directory on_starting made, removed again on exit
-
-
-def on_starting(server):
-    """Before any worker exists: a Prometheus multiprocess directory for this server (one
-    per bind address under var/metrics/, unless PROMETHEUS_MULTIPROC_DIR names one),
-    emptied of an earlier run's samples. Set before any worker imports prometheus_client,
-    which reads it once, at import."""
-    directory = os.environ.get(METRICS_ENV)
-    if not directory:
-        name = "_".join(re.sub(r"[^A-Za-z0-9.-]+", "-", address) for address in server.cfg.bind)
-        directory = os.path.abspath(os.path.join("var", "metrics", name))
-        _made_metrics_dir.append(directory)
-    os.environ[METRICS_ENV] = directory
-    os.makedirs(directory, exist_ok=True)
-    for stale in glob.glob(os.path.join(directory, "*.db")):
-        os.remove(stale)
-
-
-def child_exit(server, worker):
-    """A worker died or was recycled: drop its live gauges (its counts still add up)."""
-    from prometheus_client import multiprocess
-
-    multiprocess.mark_process_dead(worker.pid)
-
-
-def on_exit(server):
-    for directory in _made_metrics_dir:
-        shutil.rmtree(directory, ignore_errors=True)
+_spec = importlib.util.find_spec("service.gunicorn_conf")
+if _spec is None or _spec.origin is None:
+    raise RuntimeError("the service package is not installed (make install)")
+with open(_spec.origin, encoding="utf-8") as _source:
+    exec(compile(_source.read(), _spec.origin, "exec"))  # noqa: S102 - as gunicorn reads a config

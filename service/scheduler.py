@@ -5,6 +5,10 @@ Never started inside gunicorn workers. A scheduler waits for the leader lock
 checking before every run that it still leads; if it loses the lock it stops and waits
 again. A second scheduler waits and takes over when the first dies. Every job is
 idempotent, so even two acting at once would do no harm.
+
+Each run is counted and timed (service.observability.metrics), and the process serves
+`/metrics` and `/healthz` on LOYALTY_SCHEDULER_METRICS_PORT: job runs, durations,
+failures, whether it leads, and the outbox depth.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -30,6 +35,8 @@ from service.bootstrap import Services
 from service.channels import build_channels
 from service.core.schedules import JobSchedule, job_schedules
 from service.leader import LeaderLock
+from service.observability import metrics
+from service.settings import parse_metrics_address
 
 log = logging.getLogger("loyalty.scheduler")
 
@@ -88,6 +95,11 @@ class SchedulerProcess:
         self._stop = threading.Event()
         self._current: BlockingScheduler | None = None
         self._guard = threading.Lock()
+        self.leading = False
+
+    def health(self) -> dict[str, object]:
+        """What `/healthz` says besides "ok": who this is and whether it leads."""
+        return {"runner": self.ctx.runner, "leader": self.leading}
 
     def run(self) -> None:
         """Block: wait to lead, lead until stopped or the lock is lost, and again."""
@@ -102,11 +114,17 @@ class SchedulerProcess:
                 self._stop.wait(self.poll_seconds)
                 continue
             log.info("scheduler %s leads", self.ctx.runner)
+            self._set_leading(True)
             try:
                 self._lead()
             finally:
+                self._set_leading(False)
                 self.lock.release()
                 log.info("scheduler %s no longer leads", self.ctx.runner)
+
+    def _set_leading(self, leading: bool) -> None:
+        self.leading = leading
+        metrics.record_leadership(leading)
 
     def stop(self) -> None:
         self._stop.set()
@@ -173,8 +191,31 @@ class SchedulerProcess:
         if self._stop.is_set() or not self._still_leading():
             self._step_down()
             return
-        with contextlib.suppress(JobFailed):  # recorded in job_runs and logged; runs again
-            run_job(self.ctx, job, self.ctx.clock())
+        self.run_once(job)
+
+    def run_once(self, job: str) -> bool:
+        """One run of ``job`` as of the clock's now, recorded (job_runs table, metrics) and
+        logged; True if it succeeded. A failed run is not raised: the job runs again."""
+        started = time.perf_counter()
+        ok = False
+        try:
+            with contextlib.suppress(JobFailed):
+                run_job(self.ctx, job, self.ctx.clock())
+                ok = True
+        finally:
+            metrics.record_job_run(job, ok, time.perf_counter() - started)
+        return ok
+
+
+def serve_scheduler_metrics(
+    process: SchedulerProcess, services: Services, address: tuple[str, int]
+) -> Callable[[], None]:
+    """`/metrics` (job runs, durations, failures, leadership, outbox depth read when
+    scraped) and `/healthz` of this scheduler on ``address``; returns how to stop."""
+    host, port = address
+    return metrics.serve_metrics(
+        port, host, extra=[metrics.OutboxDepth(services.db)], health=process.health
+    )
 
 
 def run_scheduler(services: Services) -> int:
@@ -198,9 +239,15 @@ def run_scheduler(services: Services) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    address = parse_metrics_address(services.settings.scheduler_metrics)
+    stop_serving = serve_scheduler_metrics(process, services, address) if address else None
+    if address:
+        log.info("scheduler metrics on http://%s:%s/metrics", *address)
     try:
         process.run()
     finally:
+        if stop_serving is not None:
+            stop_serving()
         lock.dispose()
         services.db.dispose()
     return 0

@@ -118,6 +118,9 @@ class Settings:
     # at most this much wall time and address space.
     rules_compile_timeout: float = 5.0
     rules_compile_memory_mib: int = 512
+    # Where `loyalty scheduler` serves /metrics and /healthz: "PORT" (every interface),
+    # "HOST:PORT", or "0"/"off" for nowhere.
+    scheduler_metrics: str = "9102"
 
     @property
     def is_production(self) -> bool:
@@ -147,6 +150,7 @@ class Settings:
             rules_compile_memory_mib=int(
                 env.get("LOYALTY_RULES_COMPILE_MEMORY", defaults.rules_compile_memory_mib)
             ),
+            scheduler_metrics=env.get("LOYALTY_SCHEDULER_METRICS_PORT", defaults.scheduler_metrics),
         )
         settings.check()
         return settings
@@ -164,6 +168,7 @@ class Settings:
                 "LOYALTY_RULES_COMPILE_MEMORY at least 128 (MiB)"
             )
         parse_rate_limit(self.auth_failure_limit, "LOYALTY_AUTH_FAILURE_LIMIT")
+        parse_metrics_address(self.scheduler_metrics)
         self.messaging.check(self.is_production)
         if self.is_production and any(key.secret == DEV_API_KEY for key in self.api_keys):
             raise SettingsError(
@@ -192,6 +197,19 @@ def parse_api_keys(text: str) -> tuple[ApiKey, ...]:
             )
         keys.append(ApiKey(secret, parsed))
     return tuple(keys)
+
+
+def parse_metrics_address(text: str) -> tuple[str, int] | None:
+    """``"9102"`` -> ("0.0.0.0", 9102); ``"127.0.0.1:9102"`` -> that; ``"0"``/``"off"`` -> None."""
+    text = text.strip()
+    if text.lower() in FALSE_WORDS:
+        return None
+    host, _, port = text.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise SettingsError(
+            "LOYALTY_SCHEDULER_METRICS_PORT is a port, HOST:PORT, or 0/off to serve no metrics"
+        )
+    return (host.strip("[]") or "0.0.0.0", int(port))  # noqa: S104 - scraped from other hosts
 
 
 def parse_rate_limit(text: str, name: str = "LOYALTY_RATE_LIMIT") -> tuple[int, float] | None:

@@ -1,7 +1,7 @@
 """What a public HTTP edge needs beyond auth: per-key rate limits, failed
 authentication throttled per client address, CORS only for listed origins, ids in paths
 checked before any lookup, and request lines and headers within bounds (answered here as
-problem+json, below the larger limits gunicorn enforces itself in deploy/gunicorn.conf.py).
+problem+json, below the larger limits gunicorn enforces itself in service/gunicorn_conf.py).
 What a JSON body may hold is checked where it is read (service.api.request_body).
 
 The rate limit is a token bucket per API key *in each gunicorn worker*: a key may send
@@ -38,7 +38,7 @@ CORS_MAX_AGE_S = 600
 MAX_ROW_ID = 2**63 - 1  # numeric ids in paths are BIGINT keys
 MAX_BUCKETS = 10_000  # past this, buckets back to full are forgotten (they are as new)
 # gunicorn's default limits, enforced here so that the answer is problem+json; gunicorn
-# itself is set to twice these (deploy/gunicorn.conf.py) and answers text/html beyond.
+# itself is set to twice these (service/gunicorn_conf.py) and answers text/html beyond.
 MAX_REQUEST_LINE = 4094
 MAX_HEADER_FIELDS = 100
 MAX_HEADER_FIELD = 8190

@@ -3,7 +3,7 @@
 What is logged is chosen, never dumped: no request or answer body, no header (so never
 an Authorization key), and SQL errors without their bound parameters (which hold the
 event's data). gunicorn's own lines go the same way through `GunicornLogger`, which
-deploy/gunicorn.conf.py names as its `logger_class`.
+service/gunicorn_conf.py names as its `logger_class`.
 """
 
 from __future__ import annotations

@@ -1,24 +1,29 @@
 """Prometheus metrics, one set per process, summed across gunicorn workers.
 
-Under gunicorn, `deploy/gunicorn.conf.py` points PROMETHEUS_MULTIPROC_DIR at a directory
+Under gunicorn, `service/gunicorn_conf.py` points PROMETHEUS_MULTIPROC_DIR at a directory
 of its own (wiped at start) before any worker imports prometheus_client; each worker
 writes its samples there and whichever worker answers `/metrics` sums them
 (prometheus-client's multiprocess mode). Without that variable (tests, the CLI) the
 samples live in this process's own registry.
 
 The metrics are made on first use, never at import. Other processes record through the
-functions here: the scheduler calls `record_job_run(job, ok)`, and, being a process of
-its own, can serve its metrics with `serve_metrics(port)`.
+functions here: the scheduler calls `record_job_run(job, ok, seconds)` for every job run
+and `record_leadership(leading)`, and, being a process of its own, serves its metrics and
+a health answer with `serve_metrics(port)`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cache
 from pathlib import Path
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -28,7 +33,6 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
-    start_http_server,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -38,6 +42,7 @@ from sqlalchemy.exc import SQLAlchemyError
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+JOB_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 FAST_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 OUTBOX_TABLE = "outbox"
 
@@ -99,6 +104,19 @@ class Metrics:
             "loyalty_scheduler_job_failures_total",
             "Scheduler job runs that failed",
             ["job"],
+            registry=registry,
+        )
+        self.job_duration = Histogram(
+            "loyalty_scheduler_job_duration_seconds",
+            "Time a scheduler job run took, successful or not",
+            ["job"],
+            buckets=JOB_BUCKETS,
+            registry=registry,
+        )
+        self.scheduler_leader = Gauge(
+            "loyalty_scheduler_leader",
+            "1 while this scheduler holds the leader lock and runs the jobs, 0 while it waits",
+            multiprocess_mode="livemax",
             registry=registry,
         )
         self.engine_fallbacks = Counter(
@@ -186,14 +204,21 @@ def count_database_calls(engine: Engine) -> None:
     event.listen(engine, "rollback", end)
 
 
-def record_job_run(job: str, ok: bool) -> None:
-    """For the scheduler: one run of `job`, and whether it succeeded."""
+def record_job_run(job: str, ok: bool, seconds: float | None = None) -> None:
+    """For the scheduler: one run of `job`, whether it succeeded, and how long it took."""
     recorded = metrics()
     recorded.job_runs.labels(job=job).inc()
+    if seconds is not None:
+        recorded.job_duration.labels(job=job).observe(seconds)
     if not ok:
         recorded.job_failures.labels(job=job).inc()
     else:
         recorded.job_failures.labels(job=job).inc(0)  # the series exists from the first run
+
+
+def record_leadership(leading: bool) -> None:
+    """For the scheduler: whether it holds the leader lock now."""
+    metrics().scheduler_leader.set(1 if leading else 0)
 
 
 def record_engine_fallback() -> None:
@@ -256,11 +281,48 @@ def exposition(extra: Iterable[Collector] = ()) -> bytes:
     return generate_latest(registry)
 
 
-def serve_metrics(port: int, address: str = "0.0.0.0") -> Callable[[], None]:  # noqa: S104
-    """For a process outside gunicorn (the scheduler): serve this process's metrics on
-    a port of its own, from a daemon thread. Returns a function that stops serving."""
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes are not logged: one a few seconds would drown the scheduler's lines."""
+
+
+def serve_metrics(
+    port: int,
+    address: str = "0.0.0.0",  # noqa: S104 - scraped from other hosts
+    extra: Iterable[Collector] = (),
+    health: Callable[[], Mapping[str, object]] | None = None,
+) -> Callable[[], None]:
+    """For a process outside gunicorn (the scheduler): serve `GET /metrics` (this
+    process's metrics plus `extra`, computed when scraped) and `GET /healthz` (200 with
+    `health()` as JSON) on a port of its own, from a daemon thread. Returns a function
+    that stops serving."""
     metrics()
-    server, thread = start_http_server(port, addr=address, registry=_process_registry())
+    collectors = tuple(extra)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            status, content_type, body = "405 Method Not Allowed", "text/plain", b"GET only\n"
+        elif path == "/metrics":
+            status, content_type, body = "200 OK", CONTENT_TYPE, exposition(collectors)
+        elif path == "/healthz":
+            answer = {"status": "ok", **(health() if health is not None else {})}
+            status, content_type = "200 OK", "application/json"
+            body = json.dumps(answer, sort_keys=True).encode()
+        else:
+            status, content_type, body = "404 Not Found", "text/plain", b"/metrics or /healthz\n"
+        start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+        return [body]
+
+    server = make_server(
+        address, port, app, server_class=_ThreadingServer, handler_class=_QuietHandler
+    )
+    thread = threading.Thread(target=server.serve_forever, name="metrics-endpoint", daemon=True)
+    thread.start()
 
     def stop() -> None:
         server.shutdown()
@@ -270,7 +332,7 @@ def serve_metrics(port: int, address: str = "0.0.0.0") -> Callable[[], None]:  #
     return stop
 
 
-# -- gunicorn hooks (deploy/gunicorn.conf.py)
+# -- gunicorn hooks
 
 
 def prepare_multiprocess_dir(directory: str) -> None:

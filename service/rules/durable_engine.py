@@ -1,8 +1,10 @@
 """The durable-rules target: rules compiled to its declarative JSON, one fact at a time.
 
 The only module that imports durable-rules (2.0.28, frozen upstream). It keeps to the
-envelope of /work/shared/notes/durable-rules.md section 7, and to what the contract tests
-in tests/rules/test_durable_contract.py pin:
+envelope in which durable-rules was found to behave correctly (stateless evaluation of
+one event at a time, facts rather than events, one sid behind a lock, effects collected
+by closures, strict compilation), and to what the contract tests in
+tests/rules/test_durable_contract.py pin:
 
 * one host per matcher with the dispatcher threads switched off, one fixed sid, a lock;
   each evaluation asserts one fact and retracts it in ``finally``, so every matching

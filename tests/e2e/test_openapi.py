@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
 
 from service.api.openapi import OPERATIONS, openapi_path
 from tests.databases import postgres_database, sqlite_database
-from tests.e2e.live import AUTH, LiveServer, live_server
+from tests.e2e.live import AUTH, LiveServer, live_server, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("openapi")]
 
@@ -49,8 +49,9 @@ CHECKS = [
 
 
 # schemathesis probes every operation without a key after each success it sees: far more
-# failed authentications than LOYALTY_AUTH_FAILURE_LIMIT lets one address send.
-SERVER_ENV = {"LOYALTY_AUTH_FAILURE_LIMIT": "off"}
+# failed authentications than LOYALTY_AUTH_FAILURE_LIMIT lets one address send. At info,
+# the server logs every request it answers: the log is never empty, so its lines are tested.
+SERVER_ENV = {"LOYALTY_AUTH_FAILURE_LIMIT": "off", "LOYALTY_LOG_LEVEL": "info"}
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +128,21 @@ def test_the_document_is_served_and_describes_every_answer(live: LiveServer) -> 
 
 
 def test_the_log_of_the_run_is_json(live: LiveServer) -> None:
-    """The server logs at warning here: whatever it wrote is JSON, one object a line."""
-    for line in Path(live.log).read_text(encoding="utf-8").splitlines():
-        json.loads(line)
+    """The server logs at info here: gunicorn's lines and one line per request, each a
+    JSON object on a line of its own, the request's line carrying its id."""
+    marker = f"log-{uuid.uuid4().hex}"
+    answer = requests.get(f"{live.url}/healthz", headers={"X-Request-ID": marker}, timeout=10)
+    assert answer.status_code == 200
+    wait_for(lambda: marker in live.log.read_text(encoding="utf-8"), "the request's log line", 30)
+
+    lines = live.log.read_text(encoding="utf-8").splitlines()
+    records = [json.loads(line) for line in lines]
+
+    assert all(isinstance(record, dict) for record in records)
+    assert any(record["logger"].startswith("gunicorn") for record in records), lines[:5]
+    (access,) = [record for record in records if record.get("request_id") == marker]
+    assert (access["logger"], access["route"], access["status"]) == (
+        "loyalty.access",
+        "/healthz",
+        200,
+    )

@@ -8,6 +8,7 @@ by every test in it, so each test compares a sample before and after what it doe
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
@@ -23,12 +24,16 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, insert, text
 from sqlalchemy.exc import StatementError
 
+from service.application.rules_runtime import ActiveRules
 from service.bootstrap import Services, _log_fallback
+from service.leader import leader_lock
 from service.observability import metrics
 from service.observability.logging import JsonFormatter, request_id
+from service.scheduler import SchedulerProcess
 from service.storage.tables import outbox
 from tests.conftest import AUTH
 from tests.service.helpers import new_id, post, purchase
+from tests.service.jobs_helpers import context
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -156,23 +161,39 @@ def test_engine_fallbacks_are_counted_by_the_default_callback(client: FlaskClien
     assert value(after, name) - value(before, name) == 1
 
 
-def test_scheduler_runs_and_failures_are_counted(client: FlaskClient) -> None:
+def scheduler(services: Services, *, rules_fail: bool = False) -> SchedulerProcess:
+    """The scheduler's own process object on the test's services; with ``rules_fail``,
+    every job that reads the rules (review-tiers always does) fails."""
+    ctx = context(services, runner="metrics-test")
+    if rules_fail:
+        ctx = dataclasses.replace(ctx, rules=rules_unavailable)
+    lock = leader_lock(services.db, ctx.uow, ctx.runner, f"metrics-{new_id('lock')}")
+    return SchedulerProcess(ctx, lock, {}, "Asia/Shanghai")
+
+
+def rules_unavailable() -> ActiveRules:
+    raise RuntimeError("the rules are unavailable")
+
+
+def test_scheduler_runs_and_failures_are_counted(client: FlaskClient, services: Services) -> None:
     before = scrape(client)
 
-    metrics.record_job_run("expire-points", ok=True)
-    metrics.record_job_run("expire-points", ok=False)
+    assert scheduler(services).run_once("review-tiers")
+    assert not scheduler(services, rules_fail=True).run_once("review-tiers")
 
     after = scrape(client)
     runs, failures = "loyalty_scheduler_job_runs_total", "loyalty_scheduler_job_failures_total"
-    assert value(after, runs, job="expire-points") - value(before, runs, job="expire-points") == 2
+    timed = "loyalty_scheduler_job_duration_seconds_count"
+    assert value(after, runs, job="review-tiers") - value(before, runs, job="review-tiers") == 2
     assert (
-        value(after, failures, job="expire-points") - value(before, failures, job="expire-points")
+        value(after, failures, job="review-tiers") - value(before, failures, job="review-tiers")
         == 1
     )
+    assert value(after, timed, job="review-tiers") - value(before, timed, job="review-tiers") == 2
 
 
-def test_a_process_outside_gunicorn_serves_its_own_metrics() -> None:
-    metrics.record_job_run("review-tiers", ok=True)
+def test_a_process_outside_gunicorn_serves_its_own_metrics(services: Services) -> None:
+    assert scheduler(services).run_once("review-tiers")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

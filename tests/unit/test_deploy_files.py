@@ -130,7 +130,7 @@ def test_the_image_copies_what_loyalty_serve_reads() -> None:
     copied = [args.split() for keyword, args in final_stage() if keyword == "COPY"]
     targets = {parts[-1] for parts in copied}
 
-    assert "deploy/gunicorn.conf.py" in targets  # `loyalty serve` passes it to gunicorn
+    assert "deploy/gunicorn.conf.py" in targets  # for `gunicorn --config` by hand
     assert "rules" in targets
     for parts in copied:
         if parts[0].startswith("--from="):
