@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask.testing import FlaskClient
 
 from service.bootstrap import Services
+from tests.conftest import AUTH
 from tests.databases import row_counts
 from tests.service.helpers import (
     assert_balanced,
@@ -179,3 +180,32 @@ def test_a_refund_never_takes_the_balance_below_zero(
     assert answer["customer"]["points"]["available"] == 0
     assert clawback(answer)["shortfall"] == 10
     assert assert_balanced(services.db, "ivy") == {"available": 0, "pending": 0, "debt": 10}
+
+
+def test_a_reversed_redemption_pays_debt_first(client: FlaskClient, services: Services) -> None:
+    order = purchase("ike", "600")
+    assert post(client, order).status_code == 201
+    redeemed = client.post(
+        "/v1/customers/ike/redemptions",
+        json={"reward_id": "free-coffee", "redemption_id": "r-1"},
+        headers=AUTH,
+    )
+    assert redeemed.status_code == 201, redeemed.get_data(as_text=True)
+    post(client, refund("ike", order["order_id"], "600"))
+    assert assert_balanced(services.db, "ike") == {"available": 0, "pending": 0, "debt": 500}
+    post(client, purchase("ike", "200"))
+    assert assert_balanced(services.db, "ike") == {"available": 0, "pending": 0, "debt": 300}
+
+    reversed_ = client.delete("/v1/customers/ike/redemptions/r-1", headers=AUTH)
+
+    assert reversed_.status_code == 200, reversed_.get_data(as_text=True)
+    assert reversed_.get_json()["points_available"] == 200
+    assert assert_balanced(services.db, "ike") == {"available": 200, "pending": 0, "debt": 0}
+    lines = [
+        (r["kind"], r["points"], r["debt"])
+        for r in ledger_rows(services.db, "ike")
+        if "reversal of r-1" in (r["note"] or "")
+    ]
+    assert sorted(lines) == [("debt_paid", 0, -300), ("redemption_reversed", 200, 0)]
+    customer = client.get("/v1/customers/ike", headers=AUTH).get_json()
+    assert customer["points"]["debt"] == 0
