@@ -209,3 +209,31 @@ def test_a_reversed_redemption_pays_debt_first(client: FlaskClient, services: Se
     assert sorted(lines) == [("debt_paid", 0, -300), ("redemption_reversed", 200, 0)]
     customer = client.get("/v1/customers/ike", headers=AUTH).get_json()
     assert customer["points"]["debt"] == 0
+
+
+def test_a_refund_lowers_spend_by_no_more_than_is_left_of_its_order(
+    client: FlaskClient, services: Services
+) -> None:
+    first, second = purchase("jon", "100"), purchase("jon", "150")
+    post(client, first)
+    post(client, second)
+    post(client, refund("jon", second["order_id"], "150"))
+
+    again = post(client, refund("jon", second["order_id"], "150"))
+    unknown = post(client, refund("jon", "never-seen", "80"))
+
+    assert again.status_code == unknown.status_code == 201
+    assert again.get_json()["effects"] == unknown.get_json()["effects"] == []
+    customer = client.get("/v1/customers/jon", headers=AUTH).get_json()
+    assert customer["lifetime_spend"] == "100"
+    assert customer["tier_progress"]["value"] == "100"
+
+    post(client, refund("jon", first["order_id"], "60"))
+    post(client, refund("jon", first["order_id"], "60"))  # only 40 was left of the order
+
+    customer = client.get("/v1/customers/jon", headers=AUTH).get_json()
+    assert customer["lifetime_spend"] == customer["tier_progress"]["value"] == "0"
+    post(client, purchase("jon", "30"))
+    member = member_row(services.db, "jon")
+    assert member is not None
+    assert member["lifetime_spend"] == 30
