@@ -181,6 +181,9 @@ OPERATIONS = (
         "operations.get_rules",
         "The active rules version, its files and campaigns",
         {200: api.RulesViewSchema},
+        description="Each campaign's `budget` has one entry per kind its file declares "
+        "(`points`, `offers`, `share_of_revenue`) with its limit, what is used (0 for a "
+        "budget never spent) and what is left.",
         tags=("operations",),
     ),
     Operation(

@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from service.api.auth import require
 from service.api.events import services
+from service.application.budgets import budgets_view
 from service.core.evaluation import ordered
 from service.rules.matchers import engine_in_use
 
@@ -47,7 +48,9 @@ def readyz() -> tuple[Response, int]:
 @require("customers:read")
 def get_rules() -> Response:
     svc = services()
-    ruleset = svc.rules.active.ruleset
+    active = svc.rules.active
+    ruleset = active.ruleset
+    budgets = budgets_view(svc.read_uow, active)
     return jsonify(
         {
             "version": ruleset.version,
@@ -65,7 +68,7 @@ def get_rules() -> Response:
                         "from": c.active_from.isoformat() if c.active_from else None,
                         "until": c.active_until.isoformat() if c.active_until else None,
                     },
-                    "budget": {"points": c.budget.points} if c.budget else None,
+                    "budget": budgets.get(c.id),
                     "rules": [r.name for r in c.rules],
                 }
                 for c in ordered(ruleset.campaigns)

@@ -336,8 +336,30 @@ class CampaignActiveSchema(StrictSchema):
     until = fields.AwareDateTime(required=True, allow_none=True)
 
 
+class BudgetCountSchema(StrictSchema):
+    limit = fields.Integer(required=True, metadata={"description": "as the campaign file says"})
+    used = fields.Integer(required=True, metadata={"description": "0 for a budget never spent"})
+    left = fields.Integer(required=True, metadata={"description": "limit - used, never below 0"})
+
+
+class RevenueShareBudgetSchema(StrictSchema):
+    limit = _text(metadata={"description": "the share of revenue, a decimal number as text"})
+    revenue = _text(
+        metadata={"description": "revenue of the purchases the campaign rewarded, as text"}
+    )
+    used = fields.Integer(required=True, metadata={"description": "points given"})
+    left = fields.Integer(
+        required=True,
+        metadata={"description": "points the revenue so far still pays for (each purchase adds)"},
+    )
+
+
 class CampaignBudgetSchema(StrictSchema):
-    points = fields.Integer(required=True, allow_none=True)
+    """A campaign's budget: one entry for each kind its file declares."""
+
+    points = fields.Nested(BudgetCountSchema, metadata={"description": "points given"})
+    offers = fields.Nested(BudgetCountSchema, metadata={"description": "offers issued"})
+    share_of_revenue = fields.Nested(RevenueShareBudgetSchema)
 
 
 class CampaignViewSchema(StrictSchema):
@@ -345,7 +367,12 @@ class CampaignViewSchema(StrictSchema):
     description = fields.String(required=True, allow_none=True)
     priority = fields.Integer(required=True)
     active = fields.Nested(CampaignActiveSchema, required=True)
-    budget = fields.Nested(CampaignBudgetSchema, required=True, allow_none=True)
+    budget = fields.Nested(
+        CampaignBudgetSchema,
+        required=True,
+        allow_none=True,
+        metadata={"description": "null for a campaign without a budget"},
+    )
     rules = fields.List(fields.String(), required=True)
 
 

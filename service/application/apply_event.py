@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from service.application.event_ports import EventStore, GroupReads
@@ -262,8 +263,7 @@ def record_event(
         postings=postings,
     )
     effects: list[Effect] = list(evaluation.effects)
-    if event.type == "refund":
-        _refund(members, changes, event, effects)
+    refunded = _refund(members, changes, event, effects) if event.type == "refund" else Decimal(0)
     _awards(changes, event, evaluation, rules)
     if event.type == "purchase" and event.order_id is not None and event.amount is not None:
         _record_order(changes, event, evaluation)
@@ -282,7 +282,7 @@ def record_event(
             if isinstance(e, (AwardPoints, TagCustomer, IssueOffer))
         }
     )
-    update_member(member, event, evaluation.effects)
+    update_member(member, event, evaluation.effects, refunded)
     member.segment = segment_after(rules.ruleset.programme.rfm, gathered.snapshot, event)
     answer = event_answer(event.event_id, "applied", effects, member, rules, changes.offers)
     changes.event = replace(changes.event, result=answer)
@@ -322,15 +322,18 @@ def _decide_with_locks(
     return evaluation, postings
 
 
-def _refund(store: WorkingSet, changes: Changes, event: Event, effects: list[Effect]) -> None:
+def _refund(store: WorkingSet, changes: Changes, event: Event, effects: list[Effect]) -> Decimal:
+    """Claw back the refunded share; returns how much of its order the refund refunded
+    (nothing of an unknown order, no more than was left of a known one)."""
     if event.order_id is None:
-        return
+        return Decimal(0)
     order = store.find_order(event.customer_id, event.order_id)
+    before = order.refunded_amount if order is not None else Decimal(0)
     clawback = post_clawback(changes.own, event, order, store.lots(event.customer_id))
     if clawback is not None:
         effects.append(clawback)
     if order is None:
-        return
+        return Decimal(0)
     changes.order = order
     awards = store.order_awards(event.customer_id, event.order_id)
     changes.budgets.extend(return_budgets(order, awards))
@@ -338,6 +341,7 @@ def _refund(store: WorkingSet, changes: Changes, event: Event, effects: list[Eff
     if order.refunded_amount >= order.amount:
         # A fully refunded order gives back the limit counts its purchase used.
         changes.unfire_event = store.order_event(event.customer_id, event.order_id)
+    return order.refunded_amount - before
 
 
 def _awards(changes: Changes, event: Event, evaluation: Evaluation, rules: ActiveRules) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from decimal import Decimal
 
 from service.application.ports import MemberRecord
 from service.core.customer import CustomerSnapshot
@@ -12,16 +13,25 @@ from service.core.programme import RfmPolicy
 from service.core.segments import rfm_scores, segment_for
 
 
-def update_member(member: MemberRecord, event: Event, effects: tuple[Effect, ...]) -> None:
-    """What the event itself says about the member (spend, orders, profile, tags)."""
+def update_member(
+    member: MemberRecord,
+    event: Event,
+    effects: tuple[Effect, ...],
+    refunded: Decimal = Decimal(0),
+) -> None:
+    """What the event itself says about the member (spend, orders, profile, tags).
+
+    ``refunded`` is what a refund took off its order: never more than was left of it,
+    nothing for an order never seen, so the spend kept here agrees with the orders.
+    """
     member.events_applied += 1
     if event.type == "purchase" and event.amount is not None:
         member.lifetime_spend += event.amount
         member.order_count += 1
         if member.last_purchase_at is None or event.occurred_at > member.last_purchase_at:
             member.last_purchase_at = event.occurred_at
-    elif event.type == "refund" and event.amount is not None:
-        member.lifetime_spend = max(member.lifetime_spend - event.amount, type(event.amount)(0))
+    elif event.type == "refund":
+        member.lifetime_spend = max(member.lifetime_spend - refunded, Decimal(0))
     if event.type == "enrolment" and member.enrolled_at is None:
         member.enrolled_at = event.occurred_at
     if event.profile is not None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from service.application.apply_event import Clock, UnitOfWorkFactory
-from service.application.ports import LedgerLine, Posting, Redemption
-from service.application.posting import REDEEMED, REDEMPTION_REVERSED
+from service.application.ports import LedgerLine, MemberRecord, Posting, Redemption
+from service.application.posting import DEBT_PAID, REDEEMED, REDEMPTION_REVERSED
 from service.application.rules_runtime import ActiveRules
 from service.core.errors import EventConflict, NotFound
-from service.core.ledger import Take, take_fifo
+from service.core.ledger import Take, pay_debt, take_fifo
 
 
 def redeem_reward(
@@ -80,24 +80,40 @@ def reverse_redemption(
         if redemption.status == "reversed":
             return _answer(redemption, member.points_available)
         now = clock()
-        # A negative take gives points back to the lot they were taken from.
-        takes = [Take(lot_id, -points) for lot_id, points in redemption.takes]
-        posting = Posting(
-            member,
-            takes=takes,
-            ledger=[
-                LedgerLine(
-                    REDEMPTION_REVERSED, points, lot_id=lot_id, note=f"reversal of {redemption_id}"
-                )
-                for lot_id, points in redemption.takes
-            ],
-        )
-        member.points_available += redemption.points
+        posting = _giving_back(member, redemption)
         store.reverse_redemption(redemption, posting, now)
         uow.commit()
     return _answer(
         Redemption(**{**_fields(redemption), "status": "reversed"}), member.points_available
     )
+
+
+def _giving_back(member: MemberRecord, redemption: Redemption) -> Posting:
+    """The points come back as every credit does: they pay debt first, the rest goes back
+    to the lots they were taken from, the lots spent last (latest to expire) first."""
+    paid, credited = pay_debt(member.points_debt, redemption.points)
+    posting = Posting(member)
+    reversal = f"reversal of {redemption.redemption_id}"
+    for lot_id, points in reversed(redemption.takes):
+        back = min(points, credited)
+        if back == 0:
+            break
+        credited -= back
+        # A negative take gives points back to the lot they were taken from.
+        posting.takes.append(Take(lot_id, -back))
+        posting.ledger.append(LedgerLine(REDEMPTION_REVERSED, back, lot_id=lot_id, note=reversal))
+        member.points_available += back
+    if paid:
+        member.points_debt -= paid
+        posting.ledger.append(
+            LedgerLine(
+                DEBT_PAID,
+                0,
+                debt=-paid,
+                note=f"{paid} of {redemption.points} points paid debt ({reversal})",
+            )
+        )
+    return posting
 
 
 def _repeat(

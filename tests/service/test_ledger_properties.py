@@ -7,6 +7,7 @@ SQLite and PostgreSQL. After every step, for every member:
 
 - balance (available + pending) = sum of what the lots have left = sum of ledger points;
 - debt = sum of ledger debt; no balance, debt or lot below zero;
+- lifetime spend = what is left of the member's orders once refunds are taken off;
 - a duplicate (event or redemption) answers what the first did and changes no row.
 
 The programme is the example one with points pending for 7 days after a purchase,
@@ -37,7 +38,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from service.application.apply_event import apply_event
 from service.application.jobs import JobContext, run_job
@@ -46,7 +47,7 @@ from service.bootstrap import Services, build_services
 from service.core.errors import EventConflict, InsufficientPoints, NotFound
 from service.event_schema import parse_event
 from service.settings import Settings
-from service.storage.tables import members
+from service.storage.tables import members, orders
 from tests.conftest import RULES_DIR, FixedClock
 from tests.databases import empty_tables, row_counts
 from tests.service.helpers import assert_balanced, member_row
@@ -260,6 +261,25 @@ def test_the_ledger_keeps_its_promises(property_services: Services) -> None:
         def every_balance_is_its_ledger_and_its_lots(self) -> None:
             for customer_id in existing_members(services):
                 assert_balanced(services.db, customer_id)
+
+        @invariant()
+        def lifetime_spend_is_what_is_left_of_the_orders(self) -> None:
+            with services.db.connect() as connection:
+                left = dict(
+                    connection.execute(
+                        select(
+                            orders.c.customer_id,
+                            func.sum(orders.c.amount - orders.c.refunded_amount),
+                        ).group_by(orders.c.customer_id)
+                    ).all()
+                )
+                spend = dict(
+                    connection.execute(
+                        select(members.c.customer_id, members.c.lifetime_spend)
+                    ).all()
+                )
+            for customer_id, value in spend.items():
+                assert value == left.get(customer_id, 0), customer_id
 
     run_state_machine_as_test(
         Ledger,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask.testing import FlaskClient
 
 from service.bootstrap import Services
+from tests.conftest import AUTH
 from tests.databases import row_counts
 from tests.service.helpers import (
     assert_balanced,
@@ -179,3 +180,60 @@ def test_a_refund_never_takes_the_balance_below_zero(
     assert answer["customer"]["points"]["available"] == 0
     assert clawback(answer)["shortfall"] == 10
     assert assert_balanced(services.db, "ivy") == {"available": 0, "pending": 0, "debt": 10}
+
+
+def test_a_reversed_redemption_pays_debt_first(client: FlaskClient, services: Services) -> None:
+    order = purchase("ike", "600")
+    assert post(client, order).status_code == 201
+    redeemed = client.post(
+        "/v1/customers/ike/redemptions",
+        json={"reward_id": "free-coffee", "redemption_id": "r-1"},
+        headers=AUTH,
+    )
+    assert redeemed.status_code == 201, redeemed.get_data(as_text=True)
+    post(client, refund("ike", order["order_id"], "600"))
+    assert assert_balanced(services.db, "ike") == {"available": 0, "pending": 0, "debt": 500}
+    post(client, purchase("ike", "200"))
+    assert assert_balanced(services.db, "ike") == {"available": 0, "pending": 0, "debt": 300}
+
+    reversed_ = client.delete("/v1/customers/ike/redemptions/r-1", headers=AUTH)
+
+    assert reversed_.status_code == 200, reversed_.get_data(as_text=True)
+    assert reversed_.get_json()["points_available"] == 200
+    assert assert_balanced(services.db, "ike") == {"available": 200, "pending": 0, "debt": 0}
+    lines = [
+        (r["kind"], r["points"], r["debt"])
+        for r in ledger_rows(services.db, "ike")
+        if "reversal of r-1" in (r["note"] or "")
+    ]
+    assert sorted(lines) == [("debt_paid", 0, -300), ("redemption_reversed", 200, 0)]
+    customer = client.get("/v1/customers/ike", headers=AUTH).get_json()
+    assert customer["points"]["debt"] == 0
+
+
+def test_a_refund_lowers_spend_by_no_more_than_is_left_of_its_order(
+    client: FlaskClient, services: Services
+) -> None:
+    first, second = purchase("jon", "100"), purchase("jon", "150")
+    post(client, first)
+    post(client, second)
+    post(client, refund("jon", second["order_id"], "150"))
+
+    again = post(client, refund("jon", second["order_id"], "150"))
+    unknown = post(client, refund("jon", "never-seen", "80"))
+
+    assert again.status_code == unknown.status_code == 201
+    assert again.get_json()["effects"] == unknown.get_json()["effects"] == []
+    customer = client.get("/v1/customers/jon", headers=AUTH).get_json()
+    assert customer["lifetime_spend"] == "100"
+    assert customer["tier_progress"]["value"] == "100"
+
+    post(client, refund("jon", first["order_id"], "60"))
+    post(client, refund("jon", first["order_id"], "60"))  # only 40 was left of the order
+
+    customer = client.get("/v1/customers/jon", headers=AUTH).get_json()
+    assert customer["lifetime_spend"] == customer["tier_progress"]["value"] == "0"
+    post(client, purchase("jon", "30"))
+    member = member_row(services.db, "jon")
+    assert member is not None
+    assert member["lifetime_spend"] == 30
