@@ -106,9 +106,7 @@ tests:
     expect: {{points: 26000}}
 """
 
-LOADED: LoadedRules = load_rules(
-    {"program.yaml": PROGRAM, "campaigns/red-only.yaml": CAMPAIGN}
-)
+LOADED: LoadedRules = load_rules({"program.yaml": PROGRAM, "campaigns/red-only.yaml": CAMPAIGN})
 
 
 @pytest.fixture(scope="module")
