@@ -36,6 +36,7 @@ from service.channels import build_channels
 from service.core.schedules import JobSchedule, job_schedules
 from service.leader import LeaderLock
 from service.observability import metrics
+from service.rules.channel_check import log_unconfigured_channels
 from service.settings import parse_metrics_address
 
 log = logging.getLogger("loyalty.scheduler")
@@ -224,13 +225,15 @@ def run_scheduler(services: Services) -> int:
 
     from service.leader import leader_lock
 
+    ruleset = services.rules.active.ruleset
+    log_unconfigured_channels(ruleset, services.settings.messaging.channel_names(), log)
     ctx = job_context(services)
     lock = leader_lock(services.db, ctx.uow, ctx.runner)
     process = SchedulerProcess(
         ctx,
         lock,
         programme_schedules(services),
-        services.rules.active.ruleset.programme.timezone,
+        ruleset.programme.timezone,
     )
 
     def stop(signum: int, _frame: Any) -> None:

@@ -84,6 +84,15 @@ class MessagingSettings:
             backoff_seconds=float(env.get("LOYALTY_OUTBOX_BACKOFF_SECONDS", d.backoff_seconds)),
         )
 
+    def channel_names(self) -> frozenset[str]:
+        """The channels messages can be delivered by here: log always, the others when set."""
+        names = {"log"}
+        if self.webhook_url:
+            names.add("webhook")
+        if self.smtp_host:
+            names.add("email")
+        return frozenset(names)
+
     def check(self, production: bool) -> None:
         if self.channel not in CHANNELS:
             raise SettingsError(f"LOYALTY_MESSAGE_CHANNEL must be one of {', '.join(CHANNELS)}")

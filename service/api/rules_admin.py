@@ -7,7 +7,9 @@ every few seconds.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -22,10 +24,13 @@ from service.application.rules_versions import SYNC_EVERY_SECONDS, RulesSync
 from service.bootstrap import Services
 from service.event_schema import ID, StrictSchema, parse_event
 from service.observability import metrics
+from service.rules.channel_check import unconfigured_channels
 from service.rules.lint import Finding
 from service.rules.matchers import engine_in_use
 from service.rules.sandbox import CompileLimits, check_in_child
 from service.settings import Settings
+
+log = logging.getLogger("loyalty.rules")
 
 blueprint = Blueprint("rules_admin", __name__)
 SYNC = "loyalty.rules_sync"
@@ -171,6 +176,13 @@ def post_reload() -> Response:
         )
 
     reloaded = _sync().reload(settings.rules_dir, vet=vet)
+    ruleset = svc.rules.active.ruleset
+    if ruleset.version == reloaded.version:
+        # What this installation cannot deliver, said with the lint warnings.
+        undeliverable = unconfigured_channels(ruleset, settings.messaging.channel_names())
+        for finding in undeliverable:
+            log.warning("rules version %s: %s", ruleset.version, finding.format())
+        reloaded = replace(reloaded, warnings=(*reloaded.warnings, *undeliverable))
     return jsonify(reloaded.as_dict())
 
 

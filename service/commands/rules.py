@@ -4,11 +4,12 @@ events, and write the JSON Schema editors use."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from service.settings import Settings
+from service.settings import MessagingSettings, Settings
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -82,6 +83,7 @@ def check_command(args: argparse.Namespace) -> int:
         engine_timeout=args.engine_timeout,
         strict=args.strict,
         now=args.now,
+        channels=MessagingSettings.from_env(os.environ).channel_names(),
     )
 
 

@@ -1,14 +1,18 @@
 """Conditions in their one validated intermediate form, and the reference evaluator.
 
-Rule files are parsed into these nodes (negation already pushed down to the leaves),
+Rule files are parsed into these nodes (``not`` already pushed down to the leaves),
 then compiled to two targets: durable-rules' declarative JSON and the plain-Python
 closures below. Both must mean the same thing, so the meaning is written down here:
 
 * A fact is a flat mapping of path -> value: ``amount``, ``customer.tier``,
   ``local.weekday``. Values are str, Decimal, bool, a tuple of str (tags) or a tuple
   of mappings (line items). A path that is absent has no value.
-* A comparison on an absent path is false, and so is its negation (``ne``): an
-  unknown value satisfies nothing. ``exists`` is the way to ask about absence.
+* A comparison on an absent path is false, and so is its opposite operator (``ne``):
+  an unknown value satisfies no comparison. ``exists`` is the way to ask about absence.
+* ``not: X`` holds exactly when ``X`` does not: ``not: {category: red}`` is
+  ``category ne red`` *or* ``category`` absent (see ``negate``). Facts are coerced to
+  their field's type before evaluation (a value that does not coerce is left out), so
+  "present with another type" does not occur and absence is the only other case.
 * Numbers compare as numbers and strings as strings; the compiler has already
   coerced every literal to its field's type, so the two never meet.
 * ``any`` over an array is true when one element satisfies the element condition;
@@ -90,25 +94,42 @@ Predicate = Callable[[Facts], bool]
 
 
 def negate(condition: Condition) -> Condition:
-    """Push a ``not`` down to the leaves (negation normal form).
+    """The condition that holds exactly when ``condition`` does not, leaves pushed down.
 
-    Raises ValueError for what has no faithful negation under the rules above:
-    a regex match and the array quantifiers.
+    A comparison is false on an absent path, so its complement is the opposite
+    comparison or the path's absence: ``not amount > 10`` is ``amount <= 10 or amount
+    absent``. Raises ValueError for what has no negation in this form: a regex match
+    and the array quantifiers.
     """
     match condition:
         case Compare(path, op, value):
-            return Compare(path, NEGATED[op], value)
+            return AnyOf((Compare(path, NEGATED[op], value), Exists(path, False)))
         case Exists(path, present):
             return Exists(path, not present)
         case AllOf(items):
             return AnyOf(tuple(negate(item) for item in items))
         case AnyOf(items):
+            compares = _one_path_comparisons(items)
+            if compares:
+                # not (a or b) on one field: absent, or present and neither. Written so,
+                # not as a product of (ne or absent) pairs: `not in [100 values]` stays
+                # two alternatives for durable-rules instead of 2**100.
+                opposites = tuple(Compare(c.path, NEGATED[c.op], c.value) for c in compares)
+                return AnyOf((AllOf(opposites), Exists(compares[0].path, False)))
             return AllOf(tuple(negate(item) for item in items))
         case Matches():
             raise ValueError("`not` cannot wrap `matches`; write the pattern you do want")
         case ArrayAny() | ArrayAll():
             raise ValueError("`not` cannot wrap `any`/`all`; put the `not` inside the element")
     raise TypeError(condition)
+
+
+def _one_path_comparisons(items: tuple[Condition, ...]) -> list[Compare]:
+    """The items, when there are two or more and all compare one path; else nothing."""
+    compares = [item for item in items if isinstance(item, Compare)]
+    if len(items) < 2 or len(compares) < len(items):
+        return []
+    return compares if len({c.path for c in compares}) == 1 else []
 
 
 def paths(condition: Condition) -> set[str]:

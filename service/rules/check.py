@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
 
 from service.core.errors import RuleFileError
 from service.rules.cases import run_cases
+from service.rules.channel_check import unconfigured_channels
 from service.rules.lint import ERROR, lint
 from service.rules.loader import load_rules_dir
 from service.rules.matchers import why_durable_cannot_load
@@ -25,8 +27,13 @@ def check_rules(
     engine_timeout: float = 60.0,
     strict: bool = False,
     now: datetime | None = None,
+    channels: Collection[str] | None = None,
 ) -> int:
-    """Exit code 0 when the rules are fit to serve; lint warnings fail only when strict."""
+    """Exit code 0 when the rules are fit to serve; lint warnings fail only when strict.
+
+    ``channels``: the message channels configured where the check runs; rules that send
+    by another are warned about (never a failure: a CI runner need not have the SMTP
+    settings of production)."""
     try:
         loaded = load_rules_dir(path)
     except RuleFileError as error:
@@ -42,6 +49,9 @@ def check_rules(
         print(finding.format(path))
     errors = sum(1 for f in findings if f.severity == ERROR)
     warnings = len(findings) - errors
+    undeliverable = unconfigured_channels(ruleset, channels) if channels is not None else []
+    for finding in undeliverable:
+        print(finding.format(path))
     results = run_cases(ruleset, ReferenceMatcher(ruleset.rules), loaded.cases)
     failures = [r for r in results if not r.passed]
     for result in failures:
@@ -63,6 +73,8 @@ def check_rules(
         f"{len(results) - len(failures)}/{len(results)} case(s) passed, "
         f"{errors} lint error(s), {warnings} warning(s)"
     )
+    if undeliverable:
+        summary += f", {len(undeliverable)} rule(s) sending by an unconfigured channel"
     if failures or engine_problems or errors or (strict and warnings):
         print(summary + " - FAILED", file=sys.stderr)
         return 1

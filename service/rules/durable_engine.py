@@ -155,20 +155,21 @@ def distribute(condition: Condition) -> Condition:
         case AnyOf(items):
             return simplify(AnyOf(tuple(distribute(item) for item in items)))
         case ArrayAny(path, element):
-            options = _disjuncts(element)
+            options = _disjuncts(element, whole=not _ends_in_or(element))
             if options is None or len(options) == 1:
                 return condition
             return simplify(AnyOf(tuple(ArrayAny(path, option) for option in options)))
     return condition
 
 
-def _disjuncts(condition: Condition) -> list[Condition] | None:
-    """The condition as alternatives, keeping an `or` over one field whole; None if too many."""
+def _disjuncts(condition: Condition, whole: bool = True) -> list[Condition] | None:
+    """The condition as alternatives, keeping an `or` over one field whole (unless not
+    ``whole``); None if too many."""
     match condition:
-        case AnyOf(items) if not _one_field(condition):
+        case AnyOf(items) if not (whole and _one_field(condition)):
             options = []
             for item in items:
-                more = _disjuncts(item)
+                more = _disjuncts(item, whole)
                 if more is None:
                     return None
                 options.extend(more)
@@ -176,7 +177,7 @@ def _disjuncts(condition: Condition) -> list[Condition] | None:
         case AllOf(items):
             combined: list[tuple[Condition, ...]] = [()]
             for item in items:
-                more = _disjuncts(item)
+                more = _disjuncts(item, whole)
                 if more is None:
                     return None
                 combined = [(*done, option) for done in combined for option in more]
@@ -184,6 +185,16 @@ def _disjuncts(condition: Condition) -> list[Condition] | None:
                     return None
             return [simplify(AllOf(option)) for option in combined]
     return [condition]
+
+
+def _ends_in_or(element: Condition) -> bool:
+    """Would a list element's last test be an `$or`, even with its `or`s put first?"""
+    match element:
+        case AnyOf():
+            return True
+        case AllOf(items):
+            return all(isinstance(item, AnyOf) for item in items)
+    return False
 
 
 def _one_field(condition: Condition) -> bool:
@@ -285,6 +296,17 @@ def _encode(value: object, kind: str | None) -> object:
 MATCHES_REASON = (
     "`matches`: durable-rules' own regex dialect differs from RE2's and building its DFA "
     "can stall or crash the process"
+)
+
+# durable-rules builds `$or` as a node whose right operand it never sets, then checks
+# that operand's type when the `$or` is the last test of a list element (`$iany`/`$iall`)
+# and refuses the whole ruleset (code 102) when the leftover memory happens to say
+# "identifier" (src/rules/rete.c at 72070f4: createForwardAlpha, and createAlpha's array
+# branch). So an element never ends in `$or`: an `any` is split into one `any` per
+# alternative, an `and` puts its `or`s first, and what is left stays with the reference.
+ELEMENT_OR_REASON = (
+    "a list element that is only `or`s (such as `not` or `in` on an item field under "
+    "`all`): durable-rules reads an unset node there and may refuse the rules"
 )
 
 
@@ -446,6 +468,8 @@ class DurablePlan:
                     return "a list inside a list element"
                 if usage.conflict((path,)):
                     return f"{path} is read both as a list and as something else"
+                if _ends_in_or(element):
+                    return ELEMENT_OR_REASON
                 return self._unsendable(element, usage, (path,))
             case Compare(path) | Exists(path) | Matches(path) if usage.conflict((*scope, path)):
                 return f"{'.'.join((*scope, path))} is compared as different types"
@@ -499,7 +523,10 @@ class DurablePlan:
             case Exists(path, present):
                 return {"$ex" if present else "$nex": {self._name(path, array): 1}}
             case AllOf(items):
-                return {"$and": [self._json(item, array) for item in _selective_first(items)]}
+                ordered = _selective_first(items)
+                if array is not None:  # the element's last test must not be an `$or`
+                    ordered.sort(key=lambda item: not isinstance(item, AnyOf))
+                return {"$and": [self._json(item, array) for item in ordered]}
             case AnyOf(items):
                 return {"$or": [self._json(item, array) for item in items]}
             case ArrayAny(path, element) | ArrayAll(path, element):

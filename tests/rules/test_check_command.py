@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -10,14 +11,20 @@ from pathlib import Path
 RULES = Path(__file__).resolve().parents[2] / "rules"
 
 
-def check(path: Path) -> subprocess.CompletedProcess[str]:
+def check(path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """The command as run on a default install (no channel settings), plus ``env``."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(CHANNEL_SETTINGS)}
     return subprocess.run(
         [sys.executable, "-m", "service.cli", "rules", "check", str(path)],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
+        env={**base, **env},
     )
+
+
+CHANNEL_SETTINGS = ("LOYALTY_SMTP_", "LOYALTY_WEBHOOK_", "LOYALTY_MESSAGE_CHANNEL")
 
 
 def copy_of_rules(tmp_path: Path) -> Path:
@@ -30,6 +37,40 @@ def test_the_example_rules_pass() -> None:
     done = check(RULES)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "case(s) passed" in done.stdout
+    # Every message the examples send can be delivered on a default install.
+    assert "channel-not-configured" not in done.stdout
+
+
+EMAILING = """\
+campaign: receipts
+description: a receipt by email
+rules:
+  - name: receipt
+    when: {type: purchase}
+    then:
+      - send_message: {template: receipt, channel: email, category: transactional}
+tests:
+  - name: a purchase sends a receipt
+    event: {type: purchase, amount: 10, occurred_at: 2026-12-02T10:00:00+08:00}
+    expect: {messages: [receipt]}
+"""
+
+
+def test_rules_sending_by_an_unconfigured_channel_are_warned_about(tmp_path: Path) -> None:
+    rules = copy_of_rules(tmp_path)
+    path = rules / "campaigns" / "receipts.yaml"
+    path.write_text(EMAILING)
+    done = check(rules)
+    assert done.returncode == 0, done.stdout + done.stderr  # a warning, not a failure
+    assert (
+        f"{path}:4: warning [channel-not-configured]: receipts/receipt sends messages by "
+        "email, which is not configured here (set LOYALTY_SMTP_HOST)"
+    ) in done.stdout
+    assert "1 rule(s) sending by an unconfigured channel" in done.stdout
+
+    configured = check(rules, LOYALTY_SMTP_HOST="smtp.example.com")
+    assert configured.returncode == 0, configured.stdout + configured.stderr
+    assert "channel-not-configured" not in configured.stdout
 
 
 def test_a_broken_file_fails_with_file_and_line(tmp_path: Path) -> None:

@@ -188,3 +188,32 @@ def test_other_workers_follow_the_active_version(
         finally:
             third.db.dispose()
             second.db.dispose()
+
+
+def test_a_reload_warns_about_rules_sending_by_an_unconfigured_channel(
+    worker: Services, rules_dir: Path, clock: FixedClock
+) -> None:
+    client = client_of(worker)
+    edit(
+        rules_dir,
+        "campaigns/birthday-treat.yaml",
+        "template: birthday-greeting, channel: log",
+        "template: birthday-greeting, channel: email",
+    )
+    clock.now += timedelta(minutes=5)
+
+    status, answer = reload(client)
+
+    assert status == 200, answer
+    assert ReloadAnswer().validate(answer) == {}
+    warned = [w for w in answer["warnings"] if w["lint"] == "channel-not-configured"]  # type: ignore[attr-defined]
+    assert warned == [
+        {
+            "lint": "channel-not-configured",
+            "severity": "warning",
+            "file": "campaigns/birthday-treat.yaml",
+            "line": 6,
+            "message": "birthday-treat/birthday-offer sends messages by email, which is not "
+            "configured here (set LOYALTY_SMTP_HOST); they would go straight to dead",
+        }
+    ]

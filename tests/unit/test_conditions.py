@@ -65,15 +65,55 @@ def test_condition_meaning(condition, facts, holds) -> None:  # type: ignore[no-
     assert compile_predicate(condition)(facts) is holds
 
 
-def test_negation_keeps_absent_values_unknown() -> None:
+def test_not_holds_exactly_when_the_comparison_does_not() -> None:
+    # `ne` is false on an absent value; `not` is true there, since `eq` is false there.
     condition = negate(Compare("amount", "gt", Decimal(10)))
-    assert condition == Compare("amount", "lte", Decimal(10))
-    assert compile_predicate(condition)({}) is False
+    assert condition == AnyOf((Compare("amount", "lte", Decimal(10)), Exists("amount", False)))
+    assert compile_predicate(condition)({}) is True
+    assert compile_predicate(Compare("amount", "ne", Decimal(10)))({}) is False
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        Compare("category", "eq", "red"),
+        Compare("amount", "gte", Decimal(50)),
+        AnyOf((Compare("category", "eq", "red"), Compare("category", "eq", "blue"))),
+        AnyOf((Compare("amount", "lt", Decimal(10)), Compare("amount", "gt", Decimal(100)))),
+        AllOf((Compare("category", "eq", "red"), Exists("amount", True))),
+        AnyOf((Compare("category", "eq", "red"), Compare("amount", "gt", Decimal(5)))),
+    ],
+)
+@pytest.mark.parametrize(
+    "facts",
+    [
+        {},
+        {"category": "red"},
+        {"category": "blue"},
+        {"amount": Decimal(5)},
+        {"amount": Decimal(50)},
+        {"amount": Decimal(500), "category": "red"},
+    ],
+)
+def test_not_is_the_complement_on_present_and_absent_fields(condition, facts) -> None:  # type: ignore[no-untyped-def]
+    holds = compile_predicate(condition)(facts)
+    assert compile_predicate(negate(condition))(facts) is not holds
+    assert compile_predicate(negate(negate(condition)))(facts) is holds
 
 
 def test_de_morgan() -> None:
     negated = negate(AllOf((Compare("a", "eq", "x"), Exists("b", True))))
-    assert negated == AnyOf((Compare("a", "ne", "x"), Exists("b", False)))
+    assert negated == AnyOf(
+        (AnyOf((Compare("a", "ne", "x"), Exists("a", False))), Exists("b", False))
+    )
+
+
+def test_not_of_an_in_list_stays_two_alternatives() -> None:
+    values = [f"c{i}" for i in range(100)]
+    negated = negate(AnyOf(tuple(Compare("category", "eq", v) for v in values)))
+    assert negated == AnyOf(
+        (AllOf(tuple(Compare("category", "ne", v) for v in values)), Exists("category", False))
+    )
 
 
 def test_negating_a_quantifier_is_refused() -> None:
@@ -106,7 +146,8 @@ def test_an_in_list_compiled_to_a_set_keeps_types_apart(values, actual, holds) -
     condition = AnyOf(tuple(Compare("x", "eq", v) for v in values))
     facts = {} if actual is None else {"x": actual}
     assert compile_predicate(condition)(facts) is holds
-    negated = compile_predicate(negate(condition))(facts)
+    not_in = AllOf(tuple(Compare("x", "ne", v) for v in values))  # what `not_in:` parses to
+    negated = compile_predicate(not_in)(facts)
     # not_in holds only for a present value of the list's type that is not in it.
     kinds = {type(v) for v in values}
     expected = actual is not None and kinds == {type(actual)} and actual not in values
