@@ -48,7 +48,8 @@ PROBLEM_TITLES = {
     429: "too many requests for this key, or without a valid key from this address; "
     "`Retry-After` says when to retry",
     500: "the service failed; the failure is logged with the request id",
-    503: "not ready: the database is unreachable or no rules are loaded",
+    503: "the database could not be reached (for an event: nothing was applied, send the "
+    "same request again after `Retry-After`), or not ready: no rules are loaded",
 }
 BODY_PROBLEMS = (400, 413, 415, 422)
 
@@ -81,10 +82,11 @@ OPERATIONS = (
         {201: api.EventResultSchema, 200: {"oneOf": [_ref("EventResult"), _ref("DryRunResult")]}},
         body=_ref("Event"),
         query=api.DryRunFlag,
-        problems=(*BODY_PROBLEMS, 409),
+        problems=(*BODY_PROBLEMS, 409, 503),
         description="201 when applied; 200 with `status: duplicate` for an event_id seen "
         "before with the same body (nothing changes), or the dry-run answer with "
-        "`?dry_run=true`; 409 for a seen event_id with another body.",
+        "`?dry_run=true`; 409 for a seen event_id with another body; 503 with "
+        "`Retry-After` when the database cannot be reached even on a fresh connection.",
         tags=("events",),
     ),
     Operation(
@@ -94,7 +96,7 @@ OPERATIONS = (
         "Apply up to 1,000 events, each on its own",
         {200: api.BatchResultSchema},
         body=api.BatchRequest,
-        problems=BODY_PROBLEMS,
+        problems=(*BODY_PROBLEMS, 503),
         description="Each event is validated and applied or rejected on its own; the "
         "answer holds one result per event, in order.",
         tags=("events",),
@@ -447,7 +449,7 @@ def _operation(operation: Operation, scope: str | None) -> dict[str, Any]:
 
 def _problem(status: int) -> dict[str, Any]:
     headers: dict[str, Any] = {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}}
-    if status == 429:
+    if status in (429, 503):
         headers["Retry-After"] = {"$ref": "#/components/headers/Retry-After"}
     if status == 401:
         headers["WWW-Authenticate"] = {"$ref": "#/components/headers/WWW-Authenticate"}

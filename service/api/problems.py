@@ -15,6 +15,7 @@ from service.core.errors import (
     NotFound,
     OfferUnavailable,
     RuleFileError,
+    StorageUnavailable,
 )
 
 log = logging.getLogger("loyalty.api")
@@ -83,6 +84,18 @@ def register_problem_handlers(app: Flask) -> None:
     def _bad_rules(error: RuleFileError) -> Response:
         problems = [p.as_dict() for p in error.problems]
         return problem(422, "Invalid rule files", str(error), "invalid-rules", problems=problems)
+
+    @app.errorhandler(StorageUnavailable)
+    def _unavailable(error: StorageUnavailable) -> Response:
+        log.warning("answered 503: %s", error)
+        response = problem(
+            503,
+            "Service unavailable",
+            "the database could not be reached; nothing was applied: send the same request again",
+            "storage-unavailable",
+        )
+        response.headers["Retry-After"] = "1"
+        return response
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Response:

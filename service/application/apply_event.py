@@ -24,6 +24,7 @@ from service.application.members import segment_after, update_member
 from service.application.messages import event_messages, mark_duplicates
 from service.application.ports import (
     Changes,
+    ConnectionLost,
     DuplicateEvent,
     IssuedOffer,
     MemberRecord,
@@ -51,7 +52,7 @@ from service.core.effects import (
     IssueOffer,
     TagCustomer,
 )
-from service.core.errors import EventConflict
+from service.core.errors import EventConflict, StorageUnavailable
 from service.core.evaluation import BudgetUse
 from service.core.events import Event
 from service.core.referrals import links_members
@@ -154,10 +155,18 @@ def _apply_alone(
     item: tuple[Event, dict[str, Any], str],
     clock: Clock,
 ) -> Outcome:
-    try:
-        return _apply_together(uow_factory, rules, [item], clock)[0]
-    except Exception as error:
-        return _after_failure(uow_factory, item, error)
+    """One event in its own transaction. A connection that died under it is replaced
+    and the event tried once more (safe: a commit that did land makes the retry a
+    repeat); a second loss answers StorageUnavailable, never an unexplained failure."""
+    for attempt in (1, 2):
+        try:
+            return _apply_together(uow_factory, rules, [item], clock)[0]
+        except ConnectionLost as lost:
+            if attempt == 2:
+                return StorageUnavailable(f"the database could not be reached: {lost}")
+        except Exception as error:
+            return _after_failure(uow_factory, item, error)
+    raise AssertionError("unreachable")
 
 
 def _after_failure(

@@ -407,3 +407,8 @@ UnitOfWork = Transaction[LoyaltyStore]
 
 class DuplicateEvent(Exception):
     """Storage saw the event_id already recorded (a race lost at commit)."""
+
+
+class ConnectionLost(Exception):
+    """The database connection failed or died before the transaction committed; the
+    transaction is gone, and the next one gets a fresh connection."""

@@ -38,6 +38,11 @@ class EventConflict(LoyaltyError):
     """The same event_id arrived before with a different body."""
 
 
+class StorageUnavailable(LoyaltyError):
+    """The database could not be reached, even on a fresh connection: nothing was
+    applied, and the same request may be sent again."""
+
+
 class NotFound(LoyaltyError):
     """The thing asked for does not exist."""
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from types import TracebackType
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
 
+from service.application.ports import ConnectionLost
 from service.storage.database import leave_writer_queue
 from service.storage.store import SqlStore
 
@@ -21,7 +23,10 @@ class SqlUnitOfWork:
         self._connection: Connection | None = None
 
     def __enter__(self) -> SqlUnitOfWork:
-        connection = self._engine.connect()
+        try:
+            connection = self._engine.connect()
+        except OperationalError as error:
+            raise ConnectionLost(str(error.orig)) from error
         if self._readonly:
             connection = connection.execution_options(readonly=True)
         self._connection = connection
@@ -36,6 +41,7 @@ class SqlUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         assert self._connection is not None
+        lost = isinstance(exc, DBAPIError) and exc.connection_invalidated
         try:
             if self._connection.in_transaction():
                 self._connection.rollback()
@@ -43,6 +49,8 @@ class SqlUnitOfWork:
         finally:
             self._connection.close()
             self._connection = None
+        if lost:
+            raise ConnectionLost(str(exc)) from exc
 
     def commit(self) -> None:
         assert self._connection is not None
