@@ -9,6 +9,7 @@ from flask import Flask, Response, current_app, json
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from service.application.ports import ConnectionLost
 from service.core.errors import (
     EventConflict,
     InsufficientPoints,
@@ -86,7 +87,8 @@ def register_problem_handlers(app: Flask) -> None:
         return problem(422, "Invalid rule files", str(error), "invalid-rules", problems=problems)
 
     @app.errorhandler(StorageUnavailable)
-    def _unavailable(error: StorageUnavailable) -> Response:
+    @app.errorhandler(ConnectionLost)  # other operations: not retried, but never a 500
+    def _unavailable(error: Exception) -> Response:
         log.warning("answered 503: %s", error)
         response = problem(
             503,

@@ -65,3 +65,14 @@ def test_a_database_that_cannot_be_reached_answers_503_with_retry_after() -> Non
         assert "send the same request again" in answer.get_json()["detail"]
     finally:
         services.db.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_read_on_a_dropped_connection_answers_503_not_500(
+    client: FlaskClient, services: Services
+) -> None:
+    assert post(client, purchase("bea", "10")).status_code == 201
+    terminate_connections(services)
+    statuses = [client.get("/v1/customers/bea", headers=AUTH).status_code for _ in range(3)]
+    assert 500 not in statuses
+    assert statuses[-1] == 200
