@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.service.helpers import EMAILING
+
 RULES = Path(__file__).resolve().parents[2] / "rules"
 
 
@@ -39,21 +41,6 @@ def test_the_example_rules_pass() -> None:
     assert "case(s) passed" in done.stdout
     # Every message the examples send can be delivered on a default install.
     assert "channel-not-configured" not in done.stdout
-
-
-EMAILING = """\
-campaign: receipts
-description: a receipt by email
-rules:
-  - name: receipt
-    when: {type: purchase}
-    then:
-      - send_message: {template: receipt, channel: email, category: transactional}
-tests:
-  - name: a purchase sends a receipt
-    event: {type: purchase, amount: 10, occurred_at: 2026-12-02T10:00:00+08:00}
-    expect: {messages: [receipt]}
-"""
 
 
 def test_rules_sending_by_an_unconfigured_channel_are_warned_about(tmp_path: Path) -> None:

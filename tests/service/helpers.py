@@ -13,7 +13,8 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, create_engine, func, insert, select, text, update
+from sqlalchemy.pool import NullPool
 from werkzeug.test import TestResponse
 
 from service.api.app import create_app
@@ -273,8 +274,8 @@ def write_rules(directory: Path, campaigns: dict[str, str], *, keep_examples: bo
     if keep_examples:
         for path in (RULES_DIR / "campaigns").glob("*.yaml"):
             shutil.copy(path, directory / "campaigns" / path.name)
-    for name, text in campaigns.items():
-        (directory / "campaigns" / name).write_text(text, encoding="utf-8")
+    for name, body in campaigns.items():
+        (directory / "campaigns" / name).write_text(body, encoding="utf-8")
     return directory
 
 
@@ -294,3 +295,34 @@ def app_for(services: Services) -> Flask:
     app = create_app(services=services)
     app.testing = True
     return app
+
+
+# A campaign that sends a transactional receipt by email (a channel a default install lacks).
+EMAILING = """\
+campaign: receipts
+description: a receipt by email
+rules:
+  - name: receipt
+    when: {type: purchase}
+    then:
+      - send_message: {template: receipt, channel: email, category: transactional}
+tests:
+  - name: a purchase sends a receipt
+    event: {type: purchase, amount: 10, occurred_at: 2026-12-02T10:00:00+08:00}
+    expect: {messages: [receipt]}
+"""
+
+
+def terminate_connections(engine: Engine) -> None:
+    """End every PostgreSQL session of the engine's database but this one's own."""
+    admin = create_engine(str(engine.url.set(database="test")), poolclass=NullPool)
+    with admin.connect() as connection:
+        connection.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = :name AND pid <> pg_backend_pid()"
+            ),
+            {"name": engine.url.database},
+        )
+        connection.commit()
+    admin.dispose()

@@ -5,30 +5,14 @@ from __future__ import annotations
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import func, select
 
 from service.bootstrap import Services, build_services
 from service.rules.loader import read_rules_dir
 from service.settings import Settings
 from service.storage.tables import events
 from tests.conftest import AUTH, RULES_DIR, FixedClock
-from tests.service.helpers import app_for, post, purchase
-
-
-def terminate_connections(services: Services) -> None:
-    name = services.db.url.database
-    admin = create_engine(str(services.db.url.set(database="test")), poolclass=NullPool)
-    with admin.connect() as connection:
-        connection.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = :name AND pid <> pg_backend_pid()"
-            ),
-            {"name": name},
-        )
-        connection.commit()
-    admin.dispose()
+from tests.service.helpers import app_for, post, purchase, terminate_connections
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)  # a server to drop them
@@ -36,7 +20,7 @@ def test_a_connection_dropped_under_a_request_is_replaced_and_the_event_applied(
     client: FlaskClient, services: Services
 ) -> None:
     assert post(client, purchase("ann", "10")).status_code == 201
-    terminate_connections(services)
+    terminate_connections(services.db)
 
     bodies = [purchase("ann", str(20 + n)) for n in range(3)]
     assert [post(client, body).status_code for body in bodies] == [201, 201, 201]
@@ -72,7 +56,7 @@ def test_a_read_on_a_dropped_connection_answers_503_not_500(
     client: FlaskClient, services: Services
 ) -> None:
     assert post(client, purchase("bea", "10")).status_code == 201
-    terminate_connections(services)
+    terminate_connections(services.db)
     statuses = [client.get("/v1/customers/bea", headers=AUTH).status_code for _ in range(3)]
     assert 500 not in statuses
     assert statuses[-1] == 200

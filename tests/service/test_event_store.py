@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, insert, select, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import insert, select
 
 from service.application.event_ports import GroupWrite
 from service.application.ports import DuplicateEvent, StoredEvent
@@ -22,7 +21,7 @@ from service.storage.migrate import upgrade
 from service.storage.store import SqlStore
 from service.storage.tables import events, ledger_entries, orders, point_lots
 from service.storage.unit_of_work import SqlUnitOfWork
-from tests.service.helpers import SATURDAY, add_member, post, purchase
+from tests.service.helpers import SATURDAY, add_member, post, purchase, terminate_connections
 
 AT = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -192,21 +191,10 @@ def test_after_the_database_drops_its_connections_the_service_recovers(
     client: FlaskClient, services: Services
 ) -> None:
     assert post(client, purchase("ann", "10")).status_code == 201
-    name = services.db.url.database
-    admin = create_engine(str(services.db.url.set(database="test")), poolclass=NullPool)
-    with admin.connect() as connection:
-        connection.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = :name AND pid <> pg_backend_pid()"
-            ),
-            {"name": name},
-        )
-        connection.commit()
-    admin.dispose()
+    terminate_connections(services.db)
 
-    # No ping before each checkout: the request that meets the dead connection may fail;
-    # the connection is discarded, and the next request works.
+    # No ping before each checkout: the request that meets the dead connection discards
+    # it and tries again on a fresh one; the next requests work.
     statuses = [post(client, purchase("ann", "10")).status_code for _ in range(3)]
     assert statuses[-1] == 201
     assert statuses.count(500) <= 1

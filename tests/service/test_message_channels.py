@@ -12,7 +12,7 @@ import pytest
 from service.bootstrap import Services
 from service.channels import build_channels
 from service.settings import MessagingSettings, Settings
-from tests.service.helpers import app_for, event, post, purchase, services_for
+from tests.service.helpers import EMAILING, app_for, event, post, purchase, services_for
 from tests.service.jobs_helpers import context, messages, run, write_programme
 
 BIRTHDAY_MORNING = datetime.fromisoformat("2026-12-02T10:00:00+08:00")
@@ -42,21 +42,6 @@ def test_the_example_birthday_and_win_back_messages_are_sent_on_a_default_instal
     assert ("birthday-greeting", "sent") in sent["bea"], sent
     assert ("we-miss-you", "sent") in sent["wim"], sent
     assert not any(status == "dead" for found in sent.values() for _, status in found), sent
-
-
-EMAILING = """\
-campaign: receipts
-description: a receipt by email
-rules:
-  - name: receipt
-    when: {type: purchase}
-    then:
-      - send_message: {template: receipt, channel: email, category: transactional}
-tests:
-  - name: a purchase sends a receipt
-    event: {type: purchase, amount: 10, occurred_at: 2026-12-02T10:00:00+08:00}
-    expect: {messages: [receipt]}
-"""
 
 
 @pytest.mark.parametrize(
