@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Table, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Connection, Table, any_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -71,32 +71,32 @@ class EventPathStore:
     # -- reading a group
 
     def lock_and_read(self, reads: GroupReads) -> LoadedGroup:
-        db = self.db
+        db, sql = self.db, _reads(self.dialect)
         found = {
             record.customer_id: record
             for record in self._lock_members(reads.customer_ids, reads.now)
         }
         others = [c for c in reads.referrers if c not in found]
         if others:
-            query = SELECT_MEMBERS_FOR_UPDATE if self.dialect == "postgresql" else SELECT_MEMBERS
+            query = sql.members_for_update if self.dialect == "postgresql" else sql.members
             for row in db.execute(query, {"ids": others}).mappings():
                 found[row["customer_id"]] = _member(row)
         cids = list(reads.customer_ids)
         stored = {
             row.event_id: _stored_event(row)
-            for row in db.execute(SELECT_EVENTS, {"ids": list(reads.event_ids)})
+            for row in db.execute(sql.events, {"ids": list(reads.event_ids)})
         }
         window = {"ids": cids, "since": reads.orders_since}
         if reads.order_ids:
             found_orders = db.execute(
-                SELECT_ORDERS_OR_THESE, {**window, "order_ids": list(reads.order_ids)}
+                sql.orders_or_these, {**window, "order_ids": list(reads.order_ids)}
             )
         else:
-            found_orders = db.execute(SELECT_ORDERS, window)
+            found_orders = db.execute(sql.orders, window)
         order_rows = [OrderRecord(**row) for row in found_orders.mappings()]
         awards: list[tuple[str, str, OrderAward]] = []
         if reads.order_ids:
-            rows = db.execute(SELECT_AWARDS, {"ids": cids, "order_ids": list(reads.order_ids)})
+            rows = db.execute(sql.awards, {"ids": cids, "order_ids": list(reads.order_ids)})
             awards = [
                 (
                     r["customer_id"],
@@ -113,7 +113,7 @@ class EventPathStore:
             ]
         firings: list[tuple[str, str, datetime, str]] = []
         if reads.rule_keys:
-            rows = db.execute(SELECT_FIRINGS, {"ids": cids, "keys": list(reads.rule_keys)})
+            rows = db.execute(sql.firings, {"ids": cids, "keys": list(reads.rule_keys)})
             firings = [(c, k, at, e) for c, k, at, e in rows]
         return LoadedGroup(
             members=found,
@@ -140,7 +140,7 @@ class EventPathStore:
     def _lots(self, customer_ids: Sequence[str]) -> list[tuple[str, Lot]]:
         if not customer_ids:
             return []
-        rows = self.db.execute(SELECT_LOTS, {"ids": list(customer_ids)}).mappings()
+        rows = self.db.execute(_reads(self.dialect).lots, {"ids": list(customer_ids)}).mappings()
         return [(r["customer_id"], lot_from_row(r)) for r in rows]
 
     def _earned(
@@ -148,13 +148,15 @@ class EventPathStore:
     ) -> list[tuple[str, datetime, int]]:
         if since is None:
             return []
-        rows = self.db.execute(SELECT_EARNED, {"ids": list(customer_ids), "since": since})
+        rows = self.db.execute(
+            _reads(self.dialect).earned, {"ids": list(customer_ids), "since": since}
+        )
         return [(c, at, int(points)) for c, at, points in rows]
 
     def _rewarded(self, referrer_ids: Sequence[str]) -> list[tuple[str, datetime]]:
         if not referrer_ids:
             return []
-        rows = self.db.execute(SELECT_REWARDED, {"ids": list(referrer_ids)})
+        rows = self.db.execute(_reads(self.dialect).rewarded, {"ids": list(referrer_ids)})
         return [(referrer, at) for referrer, at in rows]
 
     def _locked(self, query: Any) -> Any:
@@ -204,14 +206,14 @@ class EventPathStore:
                 for n in names
             ],
         )
-        query = self._locked(SELECT_BUDGETS_TO_SPEND)
+        query = self._locked(_reads(self.dialect).budgets_to_spend)
         return {
             r["campaign"]: BudgetUse(r["points_used"], r["offers_issued"], r["revenue"])
             for r in self.db.execute(query, {"names": names}).mappings()
         }
 
     def find_event(self, event_id: str) -> StoredEvent | None:
-        row = self.db.execute(SELECT_EVENTS, {"ids": [event_id]}).first()
+        row = self.db.execute(_reads(self.dialect).events, {"ids": [event_id]}).first()
         return _stored_event(row) if row is not None else None
 
     # -- writing a group
@@ -249,7 +251,7 @@ class EventPathStore:
                 ],
             )
         if changes.unfired:
-            db.execute(UNFIRE, {"ids": changes.unfired})
+            db.execute(_reads(self.dialect).unfire, {"ids": changes.unfired})
         if changes.orders:
             db.execute(
                 _overwrite(self.dialect, "orders"),
@@ -388,57 +390,85 @@ def _overwrite(dialect: str, name: str) -> Any:
     )
 
 
-def _list(name: str) -> Any:
-    """A bound list for IN: the statement is built once, whatever the list's length."""
-    return bindparam(name, expanding=True)
+def _among(column: Any, name: str, dialect: str) -> Any:
+    """``column`` is one of the bound list ``name``. On PostgreSQL ``= ANY(array)``: one
+    statement text whatever the list's length, so psycopg keeps its parse and the server
+    its prepared plan; an expanding IN is a new text (and, past 50 items, a fresh parse on
+    the client) for every length."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
 
 
-_MINE = members.c.customer_id.in_(_list("ids"))
-SELECT_MEMBERS = select(members).where(_MINE)
-SELECT_MEMBERS_FOR_UPDATE = SELECT_MEMBERS.with_for_update()
-SELECT_EVENTS = select(events).where(events.c.event_id.in_(_list("ids")))
-SELECT_ORDERS = select(orders).where(
-    orders.c.customer_id.in_(_list("ids")),
-    orders.c.occurred_at > bindparam("since", type_=orders.c.occurred_at.type),
-)
-SELECT_ORDERS_OR_THESE = select(orders).where(
-    orders.c.customer_id.in_(_list("ids")),
-    or_(
-        orders.c.occurred_at > bindparam("since", type_=orders.c.occurred_at.type),
-        orders.c.order_id.in_(_list("order_ids")),
-    ),
-)
-SELECT_AWARDS = select(order_awards).where(
-    order_awards.c.customer_id.in_(_list("ids")), order_awards.c.order_id.in_(_list("order_ids"))
-)
-SELECT_FIRINGS = select(
-    rule_firings.c.customer_id,
-    rule_firings.c.rule_key,
-    rule_firings.c.occurred_at,
-    rule_firings.c.event_id,
-).where(rule_firings.c.customer_id.in_(_list("ids")), rule_firings.c.rule_key.in_(_list("keys")))
-SELECT_LOTS = select(point_lots).where(
-    point_lots.c.customer_id.in_(_list("ids")), point_lots.c.remaining > 0
-)
-SELECT_EARNED = select(
-    ledger_entries.c.customer_id, ledger_entries.c.occurred_at, ledger_entries.c.points
-).where(
-    ledger_entries.c.customer_id.in_(_list("ids")),
-    ledger_entries.c.kind.in_(EARNING_KINDS),
-    ledger_entries.c.occurred_at > bindparam("since", type_=ledger_entries.c.occurred_at.type),
-)
-SELECT_REWARDED = select(referrals.c.referrer_id, referrals.c.occurred_at).where(
-    referrals.c.referrer_id.in_(_list("ids")), referrals.c.rewarded == 1
-)
-SELECT_BUDGETS_TO_SPEND = (
-    select(campaign_budgets)
-    .where(campaign_budgets.c.campaign.in_(_list("names")))
-    .order_by(campaign_budgets.c.campaign)
-)
+@dataclass(frozen=True)
+class _Reads:
+    """The set-based selects of a group, written for one dialect."""
+
+    members: Any
+    members_for_update: Any
+    events: Any
+    orders: Any
+    orders_or_these: Any
+    awards: Any
+    firings: Any
+    lots: Any
+    earned: Any
+    rewarded: Any
+    budgets_to_spend: Any
+    unfire: Any
+
+
+@cache
+def _reads(dialect: str) -> _Reads:
+    def among(column: Any, name: str) -> Any:
+        return _among(column, name, dialect)
+
+    select_members = select(members).where(among(members.c.customer_id, "ids"))
+    since = bindparam("since", type_=orders.c.occurred_at.type)
+    of_members = among(orders.c.customer_id, "ids")
+    return _Reads(
+        members=select_members,
+        members_for_update=select_members.with_for_update(),
+        events=select(events).where(among(events.c.event_id, "ids")),
+        orders=select(orders).where(of_members, orders.c.occurred_at > since),
+        orders_or_these=select(orders).where(
+            of_members,
+            or_(orders.c.occurred_at > since, among(orders.c.order_id, "order_ids")),
+        ),
+        awards=select(order_awards).where(
+            among(order_awards.c.customer_id, "ids"),
+            among(order_awards.c.order_id, "order_ids"),
+        ),
+        firings=select(
+            rule_firings.c.customer_id,
+            rule_firings.c.rule_key,
+            rule_firings.c.occurred_at,
+            rule_firings.c.event_id,
+        ).where(among(rule_firings.c.customer_id, "ids"), among(rule_firings.c.rule_key, "keys")),
+        lots=select(point_lots).where(
+            among(point_lots.c.customer_id, "ids"), point_lots.c.remaining > 0
+        ),
+        earned=select(
+            ledger_entries.c.customer_id, ledger_entries.c.occurred_at, ledger_entries.c.points
+        ).where(
+            among(ledger_entries.c.customer_id, "ids"),
+            ledger_entries.c.kind.in_(EARNING_KINDS),
+            ledger_entries.c.occurred_at
+            > bindparam("since", type_=ledger_entries.c.occurred_at.type),
+        ),
+        rewarded=select(referrals.c.referrer_id, referrals.c.occurred_at).where(
+            among(referrals.c.referrer_id, "ids"), referrals.c.rewarded == 1
+        ),
+        budgets_to_spend=select(campaign_budgets)
+        .where(among(campaign_budgets.c.campaign, "names"))
+        .order_by(campaign_budgets.c.campaign),
+        unfire=delete(rule_firings).where(among(rule_firings.c.event_id, "ids")),
+    )
+
+
 INSERT_EVENTS = insert(events)
 INSERT_LEDGER = insert(ledger_entries)
 INSERT_FIRINGS = insert(rule_firings)
-UNFIRE = delete(rule_firings).where(rule_firings.c.event_id.in_(_list("ids")))
 INSERT_LOTS = insert(point_lots).returning(point_lots.c.id, sort_by_parameter_order=True)
 TAKE_FROM_LOT = (
     update(point_lots)
