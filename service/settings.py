@@ -7,6 +7,7 @@ documented development key that production refuses.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +27,11 @@ class SettingsError(ValueError):
 class ApiKey:
     secret: str = field(repr=False)
     scopes: frozenset[str]
+    # Who acted, in the ledger and the erasure records: never the secret itself.
+    name: str = "development"
 
     def __repr__(self) -> str:
-        return f"ApiKey(secret='****', scopes={sorted(self.scopes)})"
+        return f"ApiKey(name={self.name!r}, secret='****', scopes={sorted(self.scopes)})"
 
     def allows(self, scope: str) -> bool:
         return "*" in self.scopes or scope in self.scopes
@@ -191,20 +194,38 @@ class Settings:
         return None
 
 
+KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
 def parse_api_keys(text: str) -> tuple[ApiKey, ...]:
-    """``KEY:SCOPE,SCOPE KEY2:*`` -> keys. Unknown scopes are an error, not a silent no."""
-    keys = []
-    for entry in text.split():
-        secret, sep, scopes = entry.partition(":")
+    """``NAME=KEY:SCOPE,SCOPE NAME2=KEY2:*`` -> keys. A key without ``NAME=`` (the older
+    form) is named ``key-N`` by its place in the list. Unknown scopes are an error, not a
+    silent no; so is a name given twice."""
+    keys: list[ApiKey] = []
+    for place, entry in enumerate(text.split(), start=1):
+        name, named, rest = entry.partition("=")
+        if not named:
+            name, rest = f"key-{place}", entry
+        elif not KEY_NAME.fullmatch(name):
+            raise SettingsError(
+                f"LOYALTY_API_KEYS: key name {name!r} must be letters, digits, . _ - "
+                "(at most 64, starting with a letter or digit)"
+            )
+        secret, sep, scopes = rest.partition(":")
         if not sep or not secret or not scopes:
-            raise SettingsError("LOYALTY_API_KEYS entries look like KEY:SCOPE,SCOPE or KEY:*")
+            raise SettingsError(
+                "LOYALTY_API_KEYS entries look like NAME=KEY:SCOPE,SCOPE or NAME=KEY:* "
+                "(NAME= may be left out)"
+            )
+        if any(key.name == name for key in keys):
+            raise SettingsError(f"LOYALTY_API_KEYS names two keys {name!r}")
         parsed = frozenset(s for s in scopes.split(",") if s)
         unknown = parsed - set(SCOPES) - {"*"}
         if unknown:
             raise SettingsError(
                 f"unknown scope(s) {sorted(unknown)}; known: {', '.join(SCOPES)}, *"
             )
-        keys.append(ApiKey(secret, parsed))
+        keys.append(ApiKey(secret, parsed, name))
     return tuple(keys)
 
 

@@ -18,6 +18,7 @@ from service.core.ledger import Lot, Take
 
 if TYPE_CHECKING:
     from service.application.event_ports import GroupReads, GroupWrite, LoadedGroup
+    from service.application.personal_data import Erasure, MemberExport
 
 
 @dataclass(slots=True)
@@ -379,6 +380,12 @@ class LoyaltyStore(Protocol):
     def event_trace(self, event_id: str) -> EventTrace | None: ...
 
     def history_before(self, event: StoredEvent) -> MemberHistory: ...
+
+    def member_export(self, customer_id: str) -> MemberExport | None: ...
+
+    def erase_member(
+        self, customer_id: str, pseudonym: str, by: str, at: datetime
+    ) -> Erasure | None: ...
 
 
 StoreT_co = TypeVar("StoreT_co", covariant=True)

@@ -38,6 +38,7 @@ from service.storage.event_store import EventPathStore, lot_from_row
 from service.storage.job_store import JobStore
 from service.storage.member_store import MemberOffersStore
 from service.storage.outbox_store import OutboxStore
+from service.storage.personal_data_store import PersonalDataStore
 from service.storage.tables import (
     campaign_budgets,
     event_traces,
@@ -55,7 +56,7 @@ from service.storage.tables import (
 )
 
 
-class SqlStore(EventPathStore, MemberOffersStore, OutboxStore, JobStore):
+class SqlStore(EventPathStore, MemberOffersStore, OutboxStore, JobStore, PersonalDataStore):
     def __init__(self, connection: Connection) -> None:
         self.db = connection
         self.dialect = connection.dialect.name

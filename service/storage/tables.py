@@ -307,3 +307,13 @@ scheduler_leases = Table(
     Column("expires_at", Moment, nullable=False),
     Column("heartbeat_at", Moment, nullable=False),
 )
+
+# Members erased at their request: the pseudonym their records moved to, when, and the
+# name of the API key that asked. The original id is kept nowhere.
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("pseudonym", String(128), primary_key=True),
+    Column("erased_at", Moment, nullable=False),
+    Column("erased_by", String(64), nullable=False),
+)
