@@ -143,13 +143,16 @@ class PersonalDataStore:
     def _scrub_event_bodies(self, customer_id: str, pseudonym: str) -> None:
         """The member's own events, and the referral events that name them as referrer."""
         referred = select(referrals.c.event_id).where(referrals.c.referrer_id == customer_id)
-        query = select(events.c.event_id, events.c.payload, events.c.result).where(
-            (events.c.customer_id == customer_id) | events.c.event_id.in_(referred)
-        )
+        query = select(
+            events.c.event_id, events.c.customer_id, events.c.payload, events.c.result
+        ).where((events.c.customer_id == customer_id) | events.c.event_id.in_(referred))
         changed = [
             {
                 "b_event_id": row.event_id,
-                "payload": scrub_event_body(row.payload, customer_id, pseudonym),
+                # Another member's referral event keeps its body, naming the pseudonym.
+                "payload": scrub_event_body(row.payload, customer_id, pseudonym)
+                if row.customer_id == customer_id
+                else _replaced(row.payload, customer_id, pseudonym),
                 "result": _replaced(row.result, customer_id, pseudonym),
             }
             for row in self.db.execute(query)

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, func, select
 from service.application.personal_data import erase_member, export_member
 from service.bootstrap import Services
 from service.core.errors import NotFound
-from service.storage.tables import erasures, ledger_entries, members, metadata, orders
+from service.storage.tables import erasures, events, ledger_entries, members, metadata, orders
 from tests.conftest import AUTH, FixedClock
 from tests.service.helpers import WEDNESDAY, activity, event, purchase, refund
 
@@ -66,7 +66,8 @@ def test_the_export_holds_everything_about_the_member(
     assert any(line["order_id"] == order_id for line in copy["ledger"])
     assert [o["order_id"] for o in copy["orders"]] == [order_id]
     assert copy["referrals"][0]["referee_id"] == "friend-of-li"
-    assert copy["point_lots"] and "tier_history" in copy and "messages" in copy
+    assert copy["point_lots"]
+    assert {"tier_history", "messages", "offers", "redemptions"} <= set(copy)
     with pytest.raises(NotFound):
         export_member(services.uow, "nobody")
 
@@ -98,7 +99,12 @@ def test_erasure_leaves_nothing_personal_and_every_sum_unchanged(
         referred_by = connection.scalar(
             select(members.c.referred_by).where(members.c.customer_id == "friend-of-li")
         )
+        friends_event = connection.scalar(
+            select(events.c.payload).where(events.c.customer_id == "friend-of-li")
+        )
     assert referred_by == erasure.pseudonym
+    assert friends_event["referrer_id"] == erasure.pseudonym
+    assert friends_event["customer_id"] == "friend-of-li"
 
 
 def test_a_later_event_for_an_erased_id_starts_a_new_member(
