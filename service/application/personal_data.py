@@ -51,6 +51,8 @@ class MemberExport:
     messages: list[dict[str, Any]]
     tier_history: list[dict[str, Any]]
     referrals: list[dict[str, Any]]
+    adjustments: list[dict[str, Any]]
+    transfers: list[dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)

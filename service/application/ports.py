@@ -18,6 +18,7 @@ from service.core.ledger import Lot, Take
 
 if TYPE_CHECKING:
     from service.application.event_ports import GroupReads, GroupWrite, LoadedGroup
+    from service.application.manual_points import Adjustment, Transfer
     from service.application.personal_data import Erasure, MemberExport
 
 
@@ -382,6 +383,14 @@ class LoyaltyStore(Protocol):
     def history_before(self, event: StoredEvent) -> MemberHistory: ...
 
     def member_export(self, customer_id: str) -> MemberExport | None: ...
+
+    def find_adjustment(self, adjustment_id: str) -> Adjustment | None: ...
+
+    def save_adjustment(self, adjustment: Adjustment, posting: Posting) -> None: ...
+
+    def find_transfer(self, transfer_id: str) -> Transfer | None: ...
+
+    def save_transfer(self, transfer: Transfer, postings: tuple[Posting, Posting]) -> None: ...
 
     def erase_member(
         self, customer_id: str, pseudonym: str, by: str, at: datetime

@@ -156,6 +156,7 @@ class PointsPolicy:
     # (the programme's), the first such day after its earn date (plus expire_after, if set).
     fixed_expiry: tuple[int, int] | None = None
     expiry_timezone: str = "UTC"
+    transfers: bool = False  # members may give points to each other
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Table, bindparam, delete, func, insert, selec
 
 from service.application.personal_data import Erasure, MemberExport, scrub_event_body
 from service.storage.tables import (
+    adjustments,
     erasures,
     event_traces,
     events,
@@ -31,6 +32,7 @@ from service.storage.tables import (
     referrals,
     rule_firings,
     tier_history,
+    transfers,
 )
 
 # Tables whose rows belong to one member through customer_id; all of them move to the
@@ -46,6 +48,7 @@ OWNED: tuple[Table, ...] = (
     member_offers,
     redemptions,
     outbox,
+    adjustments,
 )
 # Cleared on erasure: who the person is and how to reach them. Amounts, tier and dates stay.
 PERSONAL_FIELDS: dict[str, Any] = {
@@ -91,6 +94,12 @@ class PersonalDataStore:
                 (referrals.c.referee_id == customer_id) | (referrals.c.referrer_id == customer_id),
                 order=referrals.c.occurred_at,
             ),
+            adjustments=rows(adjustments, mine["adjustments"], order=adjustments.c.created_at),
+            transfers=rows(
+                transfers,
+                (transfers.c.from_id == customer_id) | (transfers.c.to_id == customer_id),
+                order=transfers.c.created_at,
+            ),
         )
 
     def erase_member(
@@ -125,8 +134,20 @@ class PersonalDataStore:
             .where(ledger_entries.c.customer_id == pseudonym)
             .values(note=func.replace(ledger_entries.c.note, customer_id, pseudonym))
         )
-        for column in (referrals.c.referee_id, referrals.c.referrer_id):
-            db.execute(update(referrals).where(column == customer_id).values({column: pseudonym}))
+        db.execute(
+            update(adjustments)
+            .where(adjustments.c.customer_id == pseudonym)
+            .values(reason=func.replace(adjustments.c.reason, customer_id, pseudonym))
+        )
+        for column in (
+            referrals.c.referee_id,
+            referrals.c.referrer_id,
+            transfers.c.from_id,
+            transfers.c.to_id,
+        ):
+            db.execute(
+                update(column.table).where(column == customer_id).values({column: pseudonym})
+            )
         db.execute(
             update(members)
             .where(members.c.referred_by == customer_id)

@@ -36,6 +36,7 @@ from service.core.evaluation import BudgetUse
 from service.core.ledger import Lot
 from service.storage.event_store import EventPathStore, lot_from_row
 from service.storage.job_store import JobStore
+from service.storage.manual_points_store import ManualPointsStore
 from service.storage.member_store import MemberOffersStore
 from service.storage.outbox_store import OutboxStore
 from service.storage.personal_data_store import PersonalDataStore
@@ -56,7 +57,9 @@ from service.storage.tables import (
 )
 
 
-class SqlStore(EventPathStore, MemberOffersStore, OutboxStore, JobStore, PersonalDataStore):
+class SqlStore(
+    EventPathStore, MemberOffersStore, OutboxStore, JobStore, PersonalDataStore, ManualPointsStore
+):
     def __init__(self, connection: Connection) -> None:
         self.db = connection
         self.dialect = connection.dialect.name

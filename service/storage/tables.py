@@ -317,3 +317,28 @@ erasures = Table(
     Column("erased_at", Moment, nullable=False),
     Column("erased_by", String(64), nullable=False),
 )
+
+# Points customer service added or removed by hand (POST /v1/customers/{id}/adjustments).
+adjustments = Table(
+    "adjustments",
+    metadata,
+    Column("adjustment_id", String(128), primary_key=True),
+    Column("customer_id", String(128), nullable=False),
+    Column("points", BigInteger, nullable=False),  # signed
+    Column("reason", Text, nullable=False),
+    Column("allow_debt", Integer, nullable=False, default=0),
+    Column("made_by", String(64), nullable=False),  # the API key's name
+    Column("created_at", Moment, nullable=False),
+)
+
+# Points one member gave another (POST /v1/customers/{id}/transfers).
+transfers = Table(
+    "transfers",
+    metadata,
+    Column("transfer_id", String(128), primary_key=True),
+    Column("from_id", String(128), nullable=False),
+    Column("to_id", String(128), nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("made_by", String(64), nullable=False),
+    Column("created_at", Moment, nullable=False),
+)
