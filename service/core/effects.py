@@ -141,6 +141,7 @@ INACTIVE = "inactive"
 LIMIT_REACHED = "limit_reached"
 BUDGET_SPENT = "budget_spent"
 REFUSED = "refused"  # e.g. a self-referral: the rule matched but the programme says no
+OUTRANKED = "outranked"  # another campaign of its exclusive group applied to the event
 
 
 @dataclass(frozen=True, slots=True)

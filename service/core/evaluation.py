@@ -24,6 +24,7 @@ from service.core.effects import (
     LIMIT_REACHED,
     MATCHED,
     NOT_MATCHED,
+    OUTRANKED,
     REFUSED,
     AwardPoints,
     ChangeTier,
@@ -127,20 +128,28 @@ def evaluate(
     effects: list[Effect] = []
     trace: list[TraceEntry] = []
 
+    winners: dict[str, str] = {}  # exclusive group -> the campaign that applied
     for campaign, rule in plan.rules_for(event.type):
         if rule.key not in matched:
             if explain:
                 reason = explain_failure(rule.condition, facts) or "engine found no match"
                 trace.append(TraceEntry(campaign.id, rule.name, NOT_MATCHED, reason))
             continue
-        stop = _refusal(campaign, rule, customer, event, spending) or (
-            (REFUSED, refusal) if refusal else None
+        group = campaign.exclusive_group
+        winner = winners.get(group) if group is not None else None
+        stop = (
+            (OUTRANKED, f"exclusive group {group}: campaign {winner} applied")
+            if winner is not None and winner != campaign.id
+            else _refusal(campaign, rule, customer, event, spending)
+            or ((REFUSED, refusal) if refusal else None)
         )
         if stop is not None:
             trace.append(TraceEntry(campaign.id, rule.name, *stop))
             continue
         notes = _rule_effects(ruleset, campaign, rule, customer, event, facts, spending, effects)
         trace.append(TraceEntry(campaign.id, rule.name, MATCHED, "; ".join(notes)))
+        if group is not None:
+            winners[group] = campaign.id
 
     change = qualified_change(
         programme.tiers, _tier_now(customer, effects), customer, event, effects

@@ -111,6 +111,9 @@ class Campaign:
     budget: Budget | None = None
     file: str = ""
     line: int = 0
+    # Campaigns of one group do not stack: of those an event would pay, only the first
+    # in priority order (ties by id) does.
+    exclusive_group: str | None = None
 
     def is_active(self, at: datetime) -> bool:
         if self.active_from is not None and at < self.active_from:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import MappingProxyType
@@ -136,3 +137,35 @@ def test_local_time_uses_the_members_zone() -> None:
     assert run(rs, purchase(at=friday_utc)).points == 100
     in_london = CustomerSnapshot("c1", timezone="Europe/London")
     assert run(rs, purchase(at=friday_utc), in_london).points == 0
+
+
+def _grouped(rs, group: str, *campaign_ids: str):  # type: ignore[no-untyped-def]
+    campaigns = tuple(
+        replace(c, exclusive_group=group) if c.id in campaign_ids else c for c in rs.campaigns
+    )
+    return replace(rs, campaigns=campaigns)
+
+
+def test_of_an_exclusive_group_only_the_highest_priority_campaign_pays() -> None:
+    rs = _grouped(
+        ruleset(
+            small=EARN + "priority: 1\n",
+            big=EARN + "priority: 5\n",
+            other=EARN,
+        ),
+        "welcome",
+        "small",
+        "big",
+    )
+    result = run(rs, purchase("100"))
+    paid = {e.campaign for e in result.effects if isinstance(e, AwardPoints)}
+    assert paid == {"big", "other"}
+    outranked = next(t for t in result.trace if t.campaign == "small")
+    assert outranked.outcome == "outranked"
+    assert outranked.reason == "exclusive group welcome: campaign big applied"
+
+
+def test_an_exclusive_group_breaks_priority_ties_by_campaign_id() -> None:
+    rs = _grouped(ruleset(zeta=EARN, alpha=EARN), "one-only", "zeta", "alpha")
+    paid = {e.campaign for e in run(rs, purchase("100")).effects if isinstance(e, AwardPoints)}
+    assert paid == {"alpha"}
