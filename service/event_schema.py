@@ -192,6 +192,7 @@ class RefundSchema(EventSchema):
 class ReferralSchema(EventSchema):
     referrer_id = fields.String(required=True, validate=URL_SAFE_ID)
     code = fields.String(validate=validate.Length(min=1, max=64))
+    profile = fields.Nested(ProfileSchema)  # a referee signing up gives theirs
 
 
 class ActivitySchema(EventSchema):

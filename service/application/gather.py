@@ -14,7 +14,7 @@ from service.core.customer import CustomerSnapshot
 from service.core.effects import Evaluation
 from service.core.evaluation import BudgetUse, evaluate
 from service.core.events import Event
-from service.core.referrals import ReferralContext
+from service.core.referrals import ReferralContext, share_contact
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +82,10 @@ def gather(
         recent_spend=spend,
         referred_by=member.referred_by,
     )
-    return Gathered(snapshot, _referral(store, event))
+    return Gathered(snapshot, _referral(store, event, member))
 
 
-def _referral(store: MemberReads, event: Event) -> ReferralContext | None:
+def _referral(store: MemberReads, event: Event, referee: MemberRecord) -> ReferralContext | None:
     if event.type != "referral" or event.referrer_id is None:
         return None
     referrer = store.read_member(event.referrer_id)
@@ -95,6 +95,16 @@ def _referral(store: MemberReads, event: Event) -> ReferralContext | None:
         referrer_known=True,
         referrer_rewarded_at=store.referrals_rewarded(event.referrer_id),
         code_matches=event.code is None or event.code == referrer.referral_code,
+        shares_contact=share_contact(_contact(event, referee), (referrer.email, referrer.phone)),
+    )
+
+
+def _contact(event: Event, member: MemberRecord) -> tuple[str | None, str | None]:
+    """The referee's e-mail and phone: as this event gives them, else as stored."""
+    given = event.profile
+    return (
+        (given.email if given else None) or member.email,
+        (given.phone if given else None) or member.phone,
     )
 
 

@@ -17,6 +17,31 @@ class ReferralContext:
     referrer_known: bool
     referrer_rewarded_at: tuple[datetime, ...] = ()  # earlier referrals that were rewarded
     code_matches: bool = True  # the code given, if any, is the referrer's
+    shares_contact: bool = False  # referee and referrer have an e-mail or phone in common
+
+
+Contact = tuple[str | None, str | None]  # (e-mail, phone) as the member gave them
+
+
+def share_contact(referee: Contact, referrer: Contact) -> bool:
+    """One person under two ids: the same e-mail address (whatever its case and spaces)
+    or the same phone number (whatever its spacing, punctuation and +86 / 0086 prefix)."""
+    emails = {_email(referee[0]), _email(referrer[0])}
+    phones = {_phone(referee[1]), _phone(referrer[1])}
+    return (len(emails) == 1 and None not in emails) or (len(phones) == 1 and None not in phones)
+
+
+def _email(value: str | None) -> str | None:
+    text = "".join(value.split()).lower() if value else ""
+    return text or None
+
+
+def _phone(value: str | None) -> str | None:
+    digits = "".join(c for c in value if c.isdigit() or c == "+") if value else ""
+    for prefix in ("+86", "0086"):
+        if digits.startswith(prefix):
+            digits = digits[len(prefix) :]
+    return digits.lstrip("+") or None
 
 
 def referral_refusal(
@@ -56,6 +81,8 @@ def _judge(
         return None
     if event.referrer_id == event.customer_id:
         return "self-referral: a member cannot refer themselves", False
+    if context is not None and context.shares_contact:
+        return "self-referral: referee and referrer share an e-mail address or phone", False
     if context is not None and not context.referrer_known:
         return f"referrer {event.referrer_id!r} is not a member", False
     if context is not None and not context.code_matches:

@@ -425,3 +425,23 @@ def test_a_budget_as_a_share_of_revenue(tmp_path: Path, settings: Settings) -> N
         # 5% of 100 CNY is 5 points: the award is cut to what the revenue pays for.
         assert points_of(post(client, purchase("s-1", "100")).get_json()) == 5
         assert points_of(post(client, purchase("s-2", "300")).get_json()) == 10
+
+
+def test_a_referral_between_two_ids_of_one_person_is_refused(
+    client: FlaskClient, services: Services
+) -> None:
+    amy = {"email": "Amy.Li@Example.com", "phone": "+86 138-0013-8000"}
+    post(client, event("enrolment", "amy", profile=amy))
+    same_phone = {"phone": "13800138000"}
+    same_email = {"email": "AMY.LI@example.COM"}
+    for referee, profile in (("amy-2", same_phone), ("amy-3", same_email)):
+        body = event("referral", referee, referrer_id="amy", profile=profile)
+        dry = client.post("/v1/events?dry_run=true", json=body, headers=AUTH).get_json()
+        assert "trace" in dry, dry
+        refused = [t for t in dry["trace"] if t["outcome"] == "refused"]
+        assert refused, dry
+        assert "share an e-mail address or phone" in refused[0]["reason"]
+        assert points_of(post(client, body).get_json()) == 0
+    other = {"email": "bo@example.com", "phone": "+86 139 0000 0000"}
+    rewarded = post(client, event("referral", "bo", referrer_id="amy", profile=other))
+    assert points_of(rewarded.get_json()) == 300

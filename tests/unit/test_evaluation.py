@@ -13,6 +13,7 @@ from service.core.effects import AwardPoints
 from service.core.evaluation import BudgetUse, evaluate, limit_reached
 from service.core.events import Event
 from service.core.programme import Limit
+from service.core.referrals import share_contact
 from service.rules.loader import load_rules
 from service.rules.reference import ReferenceMatcher
 
@@ -169,3 +170,11 @@ def test_an_exclusive_group_breaks_priority_ties_by_campaign_id() -> None:
     rs = _grouped(ruleset(zeta=EARN, alpha=EARN), "one-only", "zeta", "alpha")
     paid = {e.campaign for e in run(rs, purchase("100")).effects if isinstance(e, AwardPoints)}
     assert paid == {"alpha"}
+
+
+def test_contacts_match_whatever_their_case_spacing_and_country_prefix() -> None:
+    assert share_contact(("A@B.cn ", None), ("a@b.cn", "1"))
+    assert share_contact((None, "+86 138 0013 8000"), (None, "13800138000"))
+    assert share_contact((None, "0086-13800138000"), ("x@y.cn", "138 0013 8000"))
+    assert not share_contact((None, None), (None, None))
+    assert not share_contact(("a@b.cn", "1380"), ("c@d.cn", "1390"))
