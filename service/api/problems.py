@@ -15,6 +15,7 @@ from service.core.errors import (
     InsufficientPoints,
     NotFound,
     OfferUnavailable,
+    RewardUnavailable,
     RuleFileError,
     StorageUnavailable,
 )
@@ -72,6 +73,10 @@ def register_problem_handlers(app: Flask) -> None:
     @app.errorhandler(OfferUnavailable)
     def _offer(error: OfferUnavailable) -> Response:
         return problem(409, "Offer unavailable", str(error), "offer-unavailable")
+
+    @app.errorhandler(RewardUnavailable)
+    def _reward(error: RewardUnavailable) -> Response:
+        return problem(409, "Reward unavailable", str(error), "reward-unavailable")
 
     @app.errorhandler(InsufficientPoints)
     def _short(error: InsufficientPoints) -> Response:

@@ -8,7 +8,7 @@ from service.application.apply_event import Clock, UnitOfWorkFactory
 from service.application.ports import LedgerLine, MemberRecord, Posting, Redemption
 from service.application.posting import DEBT_PAID, REDEEMED, REDEMPTION_REVERSED
 from service.application.rules_runtime import ActiveRules
-from service.core.errors import EventConflict, NotFound
+from service.core.errors import EventConflict, NotFound, RewardUnavailable
 from service.core.ledger import Take, pay_debt, take_fifo
 
 
@@ -36,6 +36,16 @@ def redeem_reward(
         if earlier is not None:
             return "duplicate", _repeat(earlier, customer_id, reward_id, member.points_available)
         takes = take_fifo(store.lots(customer_id), reward.cost)
+        # The member is locked, so their count is exact; the stock row is locked after the
+        # member, always in that order, so racing redemptions neither oversell nor deadlock.
+        if reward.per_member is not None and (
+            store.redemptions_of(customer_id, reward_id) >= reward.per_member
+        ):
+            raise RewardUnavailable(
+                f"reward {reward_id!r} is limited to {reward.per_member} per member"
+            )
+        if reward.stock is not None and not store.take_reward_stock(reward_id, reward.stock):
+            raise RewardUnavailable(f"reward {reward_id!r} is out of stock")
         now = clock()
         posting = Posting(
             member,
@@ -82,6 +92,7 @@ def reverse_redemption(
         now = clock()
         posting = _giving_back(member, redemption)
         store.reverse_redemption(redemption, posting, now)
+        store.give_back_reward_stock(redemption.reward_id)
         uow.commit()
     return _answer(
         Redemption(**{**_fields(redemption), "status": "reversed"}), member.points_available

@@ -51,5 +51,9 @@ class InsufficientPoints(LoyaltyError):
     """A redemption asked for more points than the member has available."""
 
 
+class RewardUnavailable(LoyaltyError):
+    """A reward cannot be had now: out of stock, or the member has had their share."""
+
+
 class OfferUnavailable(LoyaltyError):
     """An offer cannot be used: used already, expired, or another member's."""

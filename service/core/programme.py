@@ -177,6 +177,8 @@ class Reward:
     title: str
     cost: int
     description: str = ""
+    stock: int | None = None  # how many there are to give, in all; None: no limit
+    per_member: int | None = None  # how many one member may have; None: no limit
 
 
 @dataclass(frozen=True, slots=True)

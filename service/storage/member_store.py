@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from service.application.ports import MemberOffer, Posting, Redemption
-from service.storage.tables import member_offers, redemptions
+from service.storage.tables import member_offers, redemptions, reward_stock
 
 
 class MemberOffersStore:
@@ -66,6 +67,42 @@ class MemberOffersStore:
             row["status"],
             [list(t) for t in row["takes"]],
             row["created_at"],
+        )
+
+    def redemptions_of(self, customer_id: str, reward_id: str) -> int:
+        """The member's redemptions of the reward that stand (not reversed)."""
+        query = select(func.count()).where(
+            redemptions.c.customer_id == customer_id,
+            redemptions.c.reward_id == reward_id,
+            redemptions.c.status == "completed",
+        )
+        return int(self.db.scalar(query) or 0)
+
+    def take_reward_stock(self, reward_id: str, stock: int) -> bool:
+        """One of the reward's stock, if any is left; the row stays locked until commit."""
+        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        self.db.execute(
+            dialect_insert(reward_stock)
+            .values(reward_id=reward_id, taken=0)
+            .on_conflict_do_nothing()
+        )
+        query = select(reward_stock.c.taken).where(reward_stock.c.reward_id == reward_id)
+        if self.dialect == "postgresql":
+            query = query.with_for_update()
+        if int(self.db.scalar(query) or 0) >= stock:
+            return False
+        self.db.execute(
+            update(reward_stock)
+            .where(reward_stock.c.reward_id == reward_id)
+            .values(taken=reward_stock.c.taken + 1)
+        )
+        return True
+
+    def give_back_reward_stock(self, reward_id: str) -> None:
+        self.db.execute(
+            update(reward_stock)
+            .where(reward_stock.c.reward_id == reward_id, reward_stock.c.taken > 0)
+            .values(taken=reward_stock.c.taken - 1)
         )
 
     def save_redemption(self, redemption: Redemption, posting: Posting, at: datetime) -> None:

@@ -342,3 +342,11 @@ transfers = Table(
     Column("made_by", String(64), nullable=False),
     Column("created_at", Moment, nullable=False),
 )
+
+# Rewards with a stock: how many have been given. Locked by each redemption of the reward.
+reward_stock = Table(
+    "reward_stock",
+    metadata,
+    Column("reward_id", String(128), primary_key=True),
+    Column("taken", Integer, nullable=False, default=0),
+)
