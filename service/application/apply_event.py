@@ -43,6 +43,7 @@ from service.application.posting import (
     spent_from_budgets,
 )
 from service.application.rules_runtime import ActiveRules
+from service.application.traces import trace_record
 from service.application.working_set import WorkingSet
 from service.core.effects import (
     AwardPoints,
@@ -254,8 +255,9 @@ def record_event(
         return _repeat(earlier, digest)
     member = members.member(event.customer_id, clock())
     gathered = gather(members, rules, event, member)
+    budgets = members.budgets_used(rules.budgeted)
     evaluation, postings = _decide_with_locks(
-        members, rules, event, gathered, member, clock, members.budgets_used(rules.budgeted)
+        members, rules, event, gathered, member, clock, budgets
     )
     changes = Changes(
         event=StoredEvent(
@@ -295,6 +297,9 @@ def record_event(
     member.segment = segment_after(rules.ruleset.programme.rfm, gathered.snapshot, event)
     answer = event_answer(event.event_id, "applied", effects, member, rules, changes.offers)
     changes.event = replace(changes.event, result=answer)
+    if members.keeps_writes:
+        # Stored with the event: an explanation later re-evaluates from exactly this.
+        changes.trace = trace_record(event, gathered.snapshot, evaluation, budgets, clock())
     members.apply(changes)
     return EventOutcome("applied", answer, replace(evaluation, effects=tuple(effects)), changes)
 

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from service.application.ports import (
     BudgetChange,
+    EventTrace,
     IssuedOffer,
     LedgerLine,
     MemberRecord,
@@ -91,6 +92,7 @@ class GroupWrite:
     offers: list[tuple[str, str, datetime, IssuedOffer]] = field(default_factory=list)
     referrals: list[tuple[str, str, str, datetime, bool]] = field(default_factory=list)
     messages: list[tuple[str, str, NewMessage]] = field(default_factory=list)
+    traces: list[EventTrace] = field(default_factory=list)
 
 
 class EventStore(Protocol):

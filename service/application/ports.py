@@ -159,6 +159,7 @@ class Changes:
     budgets: list[BudgetChange] = field(default_factory=list)
     referral: tuple[str, bool] | None = None  # (referrer_id, rewarded)
     messages: list[NewMessage] = field(default_factory=list)  # for the event's member
+    trace: EventTrace | None = None  # what evaluation read and decided, for explanations
 
     @property
     def member(self) -> MemberRecord:

@@ -90,6 +90,11 @@ class WorkingSet:
         # yet: to the group's earlier events (a referral naming one) they do not exist.
         self._not_yet: set[str] = set()
 
+    @property
+    def keeps_writes(self) -> bool:
+        """False for a replay that only decides (a rules diff): nothing will be written."""
+        return self._keep
+
     @classmethod
     def loaded(
         cls, group: LoadedGroup, source: MemberSource, budgeted: Iterable[str]
@@ -287,6 +292,8 @@ class WorkingSet:
             if changes.referral is not None:
                 write.referrals.append((cid, changes.referral[0], eid, at, changes.referral[1]))
             write.messages.extend((cid, eid, message) for message in changes.messages)
+            if changes.trace is not None:
+                write.traces.append(changes.trace)
 
     def _take(self, lot_id: int, points: int) -> None:
         write = self.write

@@ -41,6 +41,7 @@ from service.core.evaluation import BudgetUse
 from service.core.ledger import Lot
 from service.storage.tables import (
     campaign_budgets,
+    event_traces,
     events,
     ledger_entries,
     member_offers,
@@ -54,6 +55,7 @@ from service.storage.tables import (
 )
 
 MEMBER_FIELDS = [c.name for c in members.columns]
+TRACE_FIELDS = [c.name for c in event_traces.columns]
 CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 EARNING_KINDS = ("earned", "pending")
 
@@ -358,6 +360,11 @@ class EventPathStore:
             )
         if changes.messages:
             self.add_messages_of(changes.messages)
+        if changes.traces:
+            db.execute(
+                insert(event_traces),
+                [{name: getattr(t, name) for name in TRACE_FIELDS} for t in changes.traces],
+            )
 
 
 def _dialect_insert(dialect: str, table: Table) -> Any:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from sqlalchemy import delete
 
 from service.api.rules_admin import LedgerEntryExplanation, VersionAnswer, VersionsAnswer
 from service.application.event_source import event_from_json
@@ -25,6 +26,7 @@ from service.bootstrap import Services
 from service.core.customer import CustomerSnapshot
 from service.core.evaluation import BudgetUse, evaluate
 from service.settings import Settings
+from service.storage.tables import event_traces
 from tests.conftest import AUTH, RULES_DIR, FixedClock
 from tests.service.helpers import (
     SATURDAY,
@@ -34,6 +36,7 @@ from tests.service.helpers import (
     points_of,
     post,
     purchase,
+    refund,
     services_for,
 )
 
@@ -129,9 +132,9 @@ def test_a_ledger_entry_is_explained_by_its_rule_and_trace(api: FlaskClient) -> 
     assert answer["campaign"]["text"].startswith("campaign: base-earn")
     assert answer["rules_version"]["stored"] is True
     assert answer["rules_version"]["active"][0]["until"] is None
-    # No trace was stored with the event, so the member is rebuilt as they were before it:
-    # one order of 300 behind them.
-    assert answer["trace_source"] == "reconstructed"
+    # The trace stored with the event: the member as they were before it, one order of
+    # 300 behind them.
+    assert answer["trace_source"] == "recorded"
     assert answer["customer"]["order_count"] == 1
     assert answer["customer"]["points_available"] == 300
     assert answer["customer"]["is_new"] is False
@@ -145,13 +148,14 @@ def test_a_ledger_entry_is_explained_by_its_rule_and_trace(api: FlaskClient) -> 
 def test_a_recorded_trace_is_what_explains_an_entry(api: FlaskClient, worker: Services) -> None:
     body = purchase("bea", "100")
     post(api, body)
-    # What the event path stores once it records traces (see the hook in the notes): the
-    # snapshot evaluation read, here a gold member's.
+    # The trace is what explains, whatever the tables say now: here one replaced by a gold
+    # member's snapshot.
     event = event_from_json(body)
     rules = worker.rules.active
     gold = CustomerSnapshot("bea", tier="gold", order_count=4, is_new=False)
     evaluation = evaluate(rules.ruleset, rules.matcher, gold, event)
     with worker.uow() as uow:
+        uow.store.db.execute(delete(event_traces).where(event_traces.c.event_id == event.event_id))
         uow.store.save_event_trace(
             trace_record(
                 event, gold, evaluation, {"weekend-double-points": BudgetUse(7)}, worker.clock()
@@ -172,17 +176,23 @@ def test_a_recorded_trace_is_what_explains_an_entry(api: FlaskClient, worker: Se
     assert replayed["points"] == 150  # as the gold member the trace recorded
 
 
-def test_why_a_member_did_not_get_points(api: FlaskClient) -> None:
-    """The second review of the day earned nothing; replaying it says why."""
+@pytest.mark.parametrize("state", ["recorded", "reconstructed"])
+def test_why_a_member_did_not_get_points(api: FlaskClient, worker: Services, state: str) -> None:
+    """The second review of the day earned nothing; replaying it says why, from the trace
+    stored with it or, for events stored without one, from the tables as they were."""
     first = activity("cy", "review", "2026-12-02T10:00:00+08:00")
     second = activity("cy", "review", "2026-12-02T18:00:00+08:00")
     assert points_of(post(api, first).get_json()) == 20
     assert points_of(post(api, second).get_json()) == 0
+    if state == "reconstructed":
+        with worker.uow() as uow:
+            uow.store.db.execute(delete(event_traces))
+            uow.commit()
 
     answer = dry_run(api, {"event_id": second["event_id"]})
 
     assert answer["replayed"] is True
-    assert answer["customer_state"] == "reconstructed"
+    assert answer["customer_state"] == state
     assert answer["points"] == 0
     limited = [t for t in answer["trace"] if t["rule"] == "points-for-a-review"]
     assert [t["outcome"] for t in limited] == ["limit_reached"]
@@ -245,3 +255,19 @@ def test_a_snapshot_survives_its_json() -> None:
         rule_firings={"c/r": (event.occurred_at,)},
     )
     assert snapshot_from_json(snapshot_to_json(snapshot)) == snapshot
+
+
+def test_an_explanation_shows_the_member_as_they_were_at_the_event(api: FlaskClient) -> None:
+    two_weeks_ago = "2026-11-17T10:00:00+08:00"
+    first = purchase("cal", "500", occurred_at=two_weeks_ago)
+    post(api, first)
+    post(api, purchase("cal", "100", occurred_at=two_weeks_ago))
+    post(api, refund("cal", first["order_id"], "500"))  # later, and it must not count
+    entry = next(e for e in entries(api, "cal") if e["points"] == 100)
+
+    answer = get(api, f"/v1/customers/cal/ledger/{entry['id']}")
+
+    assert answer["trace_source"] == "recorded"
+    assert Decimal(answer["customer"]["lifetime_spend"]) == 500
+    assert answer["customer"]["order_count"] == 1
+    assert answer["customer"]["points_available"] == 500
