@@ -561,7 +561,7 @@ def _award_row(customer_id: str, order_id: str, award: OrderAward) -> dict[str, 
 
 def _is_event_id_taken(error: IntegrityError) -> bool:
     text = str(error.orig)
-    return "pk_events" in text or "events.event_id" in text
+    return "uq_events_event_id" in text or "events.event_id" in text
 
 
 def _new_member(customer_id: str, now: datetime) -> dict[str, Any]:

@@ -39,6 +39,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('event_id', name=op.f('pk_event_traces'))
     )
     op.create_table('events',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('event_id', sa.String(length=128), nullable=False),
     sa.Column('customer_id', sa.String(length=128), nullable=False),
     sa.Column('type', sa.String(length=16), nullable=False),
@@ -48,7 +49,8 @@ def upgrade() -> None:
     sa.Column('payload', sa.JSON(), nullable=False),
     sa.Column('result', sa.JSON(), nullable=False),
     sa.Column('rules_version', sa.String(length=32), nullable=False),
-    sa.PrimaryKeyConstraint('event_id', name=op.f('pk_events'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_events')),
+    sa.UniqueConstraint('event_id', name=op.f('uq_events_event_id'))
     )
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.create_index('ix_events_customer_occurred', ['customer_id', 'occurred_at'], unique=False)
