@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -218,11 +218,11 @@ class EventPathStore:
 
     # -- writing a group
 
-    def write_group(self, changes: GroupWrite, recorded_at: datetime | None = None) -> None:
+    def write_group(self, changes: GroupWrite, recorded_at: datetime) -> None:
         """Everything the group changed, one statement per table. ``recorded_at``: when
-        the rows count as written (by default, now)."""
+        the rows count as written, by the clock of the use case writing them."""
         db = self.db
-        now = recorded_at or datetime.now(UTC)
+        now = recorded_at
         if changes.events:
             try:
                 db.execute(INSERT_EVENTS, [_event_row(e, now) for e in changes.events])
