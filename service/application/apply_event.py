@@ -204,7 +204,7 @@ def _apply_together(
                 outcomes.append(record_event(members, rules, event, digest, payload, clock))
             except EventConflict as conflict:
                 outcomes.append(conflict)
-        store.write_group(members.write)
+        store.write_group(members.write, clock())
         uow.commit()
     return outcomes
 

@@ -117,7 +117,7 @@ class MemoryEventStore:
     def find_event(self, event_id: str) -> StoredEvent | None:
         return self.state.events.get(event_id)
 
-    def write_group(self, changes: GroupWrite, recorded_at: datetime | None = None) -> None:
+    def write_group(self, changes: GroupWrite, recorded_at: datetime) -> None:
         state = self.state
         for event in changes.events:
             if event.event_id in state.events:

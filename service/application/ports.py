@@ -263,7 +263,7 @@ class NewMessage:
     rule: str | None = None
     status: str = "queued"  # or suppressed, for a duplicate
     reason: str | None = None
-    created_at: datetime | None = None  # None: when storage writes it
+    created_at: datetime = field(kw_only=True)  # by the clock of the use case queueing it
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,7 +299,7 @@ class LoyaltyStore(Protocol):
 
     def lock_and_read(self, reads: GroupReads) -> LoadedGroup: ...
 
-    def write_group(self, changes: GroupWrite, recorded_at: datetime | None = None) -> None: ...
+    def write_group(self, changes: GroupWrite, recorded_at: datetime) -> None: ...
 
     def find_event(self, event_id: str) -> StoredEvent | None: ...
 

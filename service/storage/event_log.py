@@ -45,7 +45,7 @@ def stored_events(engine: Engine, since: datetime) -> Iterator[tuple[str, Any]]:
     query = (
         select(events.c.event_id, events.c.payload)
         .where(events.c.occurred_at >= since)
-        .order_by(events.c.recorded_at, events.c.event_id)
+        .order_by(events.c.id)
     )
     with engine.connect() as connection:
         rows = connection.execution_options(yield_per=BATCH).execute(query)
@@ -88,7 +88,7 @@ def _profiles(db: Any, seeds: dict[str, MemberSeed], since: datetime) -> None:
     query = (
         select(events.c.customer_id, events.c.payload, events.c.result)
         .where(events.c.occurred_at < since)
-        .order_by(events.c.recorded_at, events.c.event_id)
+        .order_by(events.c.id)
     )
     for customer_id, payload, result in db.execution_options(yield_per=BATCH).execute(query):
         seed = seeds.get(customer_id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -220,11 +220,11 @@ class EventPathStore:
 
     # -- writing a group
 
-    def write_group(self, changes: GroupWrite, recorded_at: datetime | None = None) -> None:
+    def write_group(self, changes: GroupWrite, recorded_at: datetime) -> None:
         """Everything the group changed, one statement per table. ``recorded_at``: when
-        the rows count as written (by default, now)."""
+        the rows count as written, by the clock of the use case writing them."""
         db = self.db
-        now = recorded_at or datetime.now(UTC)
+        now = recorded_at
         if changes.events:
             try:
                 db.execute(INSERT_EVENTS, [_event_row(e, now) for e in changes.events])
@@ -568,7 +568,7 @@ def _award_row(customer_id: str, order_id: str, award: OrderAward) -> dict[str, 
 
 def _is_event_id_taken(error: IntegrityError) -> bool:
     text = str(error.orig)
-    return "pk_events" in text or "events.event_id" in text
+    return "uq_events_event_id" in text or "events.event_id" in text
 
 
 def _new_member(customer_id: str, now: datetime) -> dict[str, Any]:
