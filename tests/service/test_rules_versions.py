@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from service.api.rules_admin import LedgerEntryExplanation, VersionAnswer, VersionsAnswer
+from service.api.answers import LedgerEntryExplanation, VersionAnswer, VersionsAnswer
 from service.application.event_source import event_from_json
 from service.application.traces import (
     snapshot_from_json,
