@@ -11,6 +11,7 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from service.api.paths import UnknownPathId
+from service.application.manual_points import TransfersOff
 from service.application.ports import ConnectionLost
 from service.core.errors import (
     EventConflict,
@@ -55,6 +56,7 @@ DOMAIN_NOES: dict[type[Exception], tuple[int, str, str]] = {
     EventConflict: (409, "Event already applied", "event-conflict"),
     OfferUnavailable: (409, "Offer unavailable", "offer-unavailable"),
     RewardUnavailable: (409, "Reward unavailable", "reward-unavailable"),
+    TransfersOff: (403, "Transfers not allowed", "transfers-off"),
     InsufficientPoints: (409, "Not enough points", "insufficient-points"),
     NotFound: (404, "Not found", "not-found"),
 }
