@@ -133,6 +133,9 @@ class ClawBackEffect(StrictSchema):
     shortfall = fields.Integer(
         required=True, metadata={"description": "points already spent, now owed as debt"}
     )
+    customer_id = fields.String(
+        metadata={"description": "another member it is taken from (the order's referrer)"}
+    )
 
 
 class IssueOfferEffect(StrictSchema):
@@ -157,7 +160,7 @@ class ChangeTierEffect(StrictSchema):
     type = _kind("change_tier")
     from_tier = fields.String(required=True, allow_none=True, data_key="from")
     to = _text()
-    reason = _text(validate=validate.OneOf(["qualified", "fast_track", "review"]))
+    reason = _text(validate=validate.OneOf(["qualified", "fast_track", "review", "refund"]))
     until = fields.AwareDateTime()
     campaign = fields.String()
     rule = fields.String(allow_none=True)
@@ -196,6 +199,13 @@ class CustomerSummarySchema(StrictSchema):
 class EventResultSchema(StrictSchema):
     event_id = _text()
     status = _text(validate=validate.OneOf(["applied", "duplicate"]))
+    held = fields.Boolean(
+        validate=validate.Equal(True),
+        metadata={
+            "description": "a refund of an order not known yet: kept, and applied when a "
+            "purchase of that order by the same member arrives (absent otherwise)"
+        },
+    )
     effects = fields.List(OneOfSchemas(EFFECTS, "type"), required=True)
     customer = Stored(CustomerSummarySchema, required=True)
     rules_version = _text()

@@ -19,11 +19,12 @@ from service.application.ports import (
     OrderAward,
     OrderRecord,
     Posting,
+    ReferrerAward,
 )
 from service.core.effects import AwardPoints, ClawBackPoints, Effect, IssueOffer
 from service.core.events import Event
 from service.core.expiry import lot_expiry
-from service.core.ledger import Lot, clawback_points, pay_debt, settle_clawback
+from service.core.ledger import Clawback, Lot, clawback_points, pay_debt, settle_clawback
 from service.core.programme import PointsPolicy
 
 EARNED, PENDING, DEBT_PAID, CLAWED_BACK, DEBT_RECORDED = (
@@ -82,7 +83,11 @@ def post_awards(
 
 
 def post_clawback(
-    posting: Posting, event: Event, order: OrderRecord | None, lots: Sequence[Lot]
+    posting: Posting,
+    event: Event,
+    order: OrderRecord | None,
+    lots: Sequence[Lot],
+    note: str | None = None,
 ) -> ClawBackPoints | None:
     """Take back the refunded share of an order's points, recording any shortfall as debt.
 
@@ -98,11 +103,48 @@ def post_clawback(
         return None
     order.points_clawed += points
     settled = settle_clawback(lots, points, event.order_id)
+    _post_settled(posting, settled, event.order_id, note)
+    return ClawBackPoints(points, event.order_id, settled.shortfall)
+
+
+def post_referrer_clawback(
+    posting: Posting,
+    event: Event,
+    order: OrderRecord,
+    refunded_before: Decimal,
+    awards: Sequence[ReferrerAward],
+    lots: Sequence[Lot],
+) -> ClawBackPoints | None:
+    """Take back from a referrer the refunded share of what the order's purchases gave
+    them, as the buyer's own points are: from the lots those purchases made first, the
+    rest oldest first, and what was spent as debt. Updates each award's points clawed."""
+    if event.amount is None or event.order_id is None:
+        return None
+    points = 0
+    for award in awards:
+        taken, _after = clawback_points(
+            award.points, award.points_clawed, order.amount, refunded_before, event.amount
+        )
+        award.points_clawed += taken
+        points += taken
+    if points == 0:
+        return None
+    settled = settle_clawback(lots, points, None, {award.event_id for award in awards})
+    note = f"{event.customer_id}'s order {event.order_id}, which earned this, was refunded"
+    # No order_id on these lines: the order is the buyer's, not the referrer's.
+    _post_settled(posting, settled, None, note)
+    return ClawBackPoints(points, event.order_id, settled.shortfall, posting.member.customer_id)
+
+
+def _post_settled(
+    posting: Posting, settled: Clawback, order_id: str | None, note: str | None
+) -> None:
+    """The ledger lines and balances of a settled clawback."""
     member = posting.member
     posting.takes.extend(settled.takes)
     for take in settled.takes:
         posting.ledger.append(
-            LedgerLine(CLAWED_BACK, -take.points, order_id=event.order_id, lot_id=take.lot_id)
+            LedgerLine(CLAWED_BACK, -take.points, order_id=order_id, lot_id=take.lot_id, note=note)
         )
         if take.pending:
             member.points_pending -= take.points
@@ -115,11 +157,10 @@ def post_clawback(
                 DEBT_RECORDED,
                 0,
                 debt=settled.shortfall,
-                order_id=event.order_id,
+                order_id=order_id,
                 note=f"{settled.shortfall} points were already spent; later earnings repay them",
             )
         )
-    return ClawBackPoints(points, event.order_id, settled.shortfall)
 
 
 def return_budgets(order: OrderRecord, awards: Sequence[OrderAward]) -> list[BudgetChange]:

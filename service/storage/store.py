@@ -39,6 +39,7 @@ from service.storage.manual_points_store import ManualPointsStore
 from service.storage.member_store import MemberOffersStore
 from service.storage.outbox_store import OutboxStore
 from service.storage.personal_data_store import PersonalDataStore
+from service.storage.refund_store import RefundRowsStore
 from service.storage.tables import (
     campaign_budgets,
     event_traces,
@@ -57,6 +58,7 @@ from service.storage.tables import (
 class SqlStore(
     EventPathStore,
     EventHistoryStore,
+    RefundRowsStore,
     MemberOffersStore,
     OutboxStore,
     JobStore,

@@ -72,6 +72,19 @@ def upgrade() -> None:
         batch_op.create_index('ix_events_customer_occurred', ['customer_id', 'occurred_at'], unique=False)
         batch_op.create_index('ix_events_occurred', ['occurred_at'], unique=False)
 
+    op.create_table('held_refunds',
+    sa.Column('event_id', sa.String(length=128), nullable=False),
+    sa.Column('customer_id', sa.String(length=128), nullable=False),
+    sa.Column('order_id', sa.String(length=128), nullable=False),
+    sa.Column('amount', service.storage.types.Money(), nullable=False),
+    sa.Column('occurred_at', service.storage.types.UtcDateTime(), nullable=False),
+    sa.Column('applied_by', sa.String(length=128), nullable=True),
+    sa.Column('applied_at', service.storage.types.UtcDateTime(), nullable=True),
+    sa.PrimaryKeyConstraint('event_id', name=op.f('pk_held_refunds'))
+    )
+    with op.batch_alter_table('held_refunds', schema=None) as batch_op:
+        batch_op.create_index('ix_held_refunds_customer_order', ['customer_id', 'order_id'], unique=False)
+
     op.create_table('job_runs',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('job', sa.String(length=32), nullable=False),
@@ -149,6 +162,9 @@ def upgrade() -> None:
     sa.Column('points_clawed', sa.BigInteger(), nullable=False),
     sa.Column('refunded_amount', service.storage.types.Money(), nullable=False),
     sa.Column('event_id', sa.String(length=128), nullable=True),
+    sa.Column('tier_before', sa.String(length=64), nullable=True),
+    sa.Column('tier_reached', sa.String(length=64), nullable=True),
+    sa.Column('tier_reached_at', service.storage.types.UtcDateTime(), nullable=True),
     sa.PrimaryKeyConstraint('customer_id', 'order_id', name=op.f('pk_orders'))
     )
     op.create_table('outbox',
@@ -218,6 +234,19 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('referrals', schema=None) as batch_op:
         batch_op.create_index('ix_referrals_referrer', ['referrer_id', 'occurred_at'], unique=False)
+
+    op.create_table('referrer_awards',
+    sa.Column('event_id', sa.String(length=128), nullable=False),
+    sa.Column('referrer_id', sa.String(length=128), nullable=False),
+    sa.Column('campaign', sa.String(length=128), nullable=False),
+    sa.Column('customer_id', sa.String(length=128), nullable=False),
+    sa.Column('order_id', sa.String(length=128), nullable=False),
+    sa.Column('points', sa.BigInteger(), nullable=False),
+    sa.Column('points_clawed', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('event_id', 'referrer_id', 'campaign', name=op.f('pk_referrer_awards'))
+    )
+    with op.batch_alter_table('referrer_awards', schema=None) as batch_op:
+        batch_op.create_index('ix_referrer_awards_customer_order', ['customer_id', 'order_id'], unique=False)
 
     op.create_table('reward_stock',
     sa.Column('reward_id', sa.String(length=128), nullable=False),
@@ -329,6 +358,10 @@ def downgrade() -> None:
 
     op.drop_table('rule_firings')
     op.drop_table('reward_stock')
+    with op.batch_alter_table('referrer_awards', schema=None) as batch_op:
+        batch_op.drop_index('ix_referrer_awards_customer_order')
+
+    op.drop_table('referrer_awards')
     with op.batch_alter_table('referrals', schema=None) as batch_op:
         batch_op.drop_index('ix_referrals_referrer')
 
@@ -354,6 +387,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_job_runs_job')
 
     op.drop_table('job_runs')
+    with op.batch_alter_table('held_refunds', schema=None) as batch_op:
+        batch_op.drop_index('ix_held_refunds_customer_order')
+
+    op.drop_table('held_refunds')
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.drop_index('ix_events_occurred')
         batch_op.drop_index('ix_events_customer_occurred')
