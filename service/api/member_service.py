@@ -97,6 +97,8 @@ class ExportSchema(StrictSchema):
     referrals = fields.List(fields.Dict(), required=True)
     adjustments = fields.List(fields.Dict(), required=True)
     transfers = fields.List(fields.Dict(), required=True)
+    held_refunds = fields.List(fields.Dict(), required=True)
+    referrer_awards = fields.List(fields.Dict(), required=True)
 
 
 class ErasureSchema(StrictSchema):
@@ -190,7 +192,7 @@ def post_transfer(body: dict[str, Any], customer_id: str) -> Any:
     too few points. Both ledgers show it (`transfer_out`, `transfer_in`).
     """
     if body["to"] == customer_id:
-        raise ValidationError("a transfer goes to another member", "to")
+        raise ValidationError({"to": ["a transfer goes to another member"]})
     svc = services()
     request = Transfer(
         body["transfer_id"], customer_id, body["to"], body["points"], key_name(), svc.clock()

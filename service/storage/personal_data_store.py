@@ -104,6 +104,17 @@ class PersonalDataStore:
                 (transfers.c.from_id == customer_id) | (transfers.c.to_id == customer_id),
                 order=transfers.c.created_at,
             ),
+            held_refunds=rows(
+                held_refunds,
+                held_refunds.c.customer_id == customer_id,
+                order=held_refunds.c.occurred_at,
+            ),
+            referrer_awards=rows(
+                referrer_awards,
+                (referrer_awards.c.customer_id == customer_id)
+                | (referrer_awards.c.referrer_id == customer_id),
+                order=referrer_awards.c.event_id,
+            ),
         )
 
     def erase_member(
