@@ -35,6 +35,7 @@ EARNED, PENDING, DEBT_PAID, CLAWED_BACK, DEBT_RECORDED = (
     "debt_recorded",
 )
 REDEEMED, REDEMPTION_REVERSED, EXPIRED = "redeemed", "redemption_reversed", "expired"
+DEBT_FORGIVEN = "debt_forgiven"  # a shortfall the programme let go (points.shortfall)
 
 
 def post_awards(
@@ -88,8 +89,11 @@ def post_clawback(
     order: OrderRecord | None,
     lots: Sequence[Lot],
     note: str | None = None,
+    *,
+    forgive: bool = False,
 ) -> ClawBackPoints | None:
-    """Take back the refunded share of an order's points, recording any shortfall as debt.
+    """Take back the refunded share of an order's points, recording any shortfall as debt
+    (or, with ``forgive``, only noting it).
 
     Updates ``order`` (refunded amount, points clawed) for the caller to store.
     """
@@ -103,7 +107,7 @@ def post_clawback(
         return None
     order.points_clawed += points
     settled = settle_clawback(lots, points, event.order_id)
-    _post_settled(posting, settled, event.order_id, note)
+    _post_settled(posting, settled, event.order_id, note, forgive=forgive)
     return ClawBackPoints(points, event.order_id, settled.shortfall)
 
 
@@ -114,6 +118,8 @@ def post_referrer_clawback(
     refunded_before: Decimal,
     awards: Sequence[ReferrerAward],
     lots: Sequence[Lot],
+    *,
+    forgive: bool = False,
 ) -> ClawBackPoints | None:
     """Take back from a referrer the refunded share of what the order's purchases gave
     them, as the buyer's own points are: from the lots those purchases made first, the
@@ -132,12 +138,17 @@ def post_referrer_clawback(
     settled = settle_clawback(lots, points, None, {award.event_id for award in awards})
     note = f"{event.customer_id}'s order {event.order_id}, which earned this, was refunded"
     # No order_id on these lines: the order is the buyer's, not the referrer's.
-    _post_settled(posting, settled, None, note)
+    _post_settled(posting, settled, None, note, forgive=forgive)
     return ClawBackPoints(points, event.order_id, settled.shortfall, posting.member.customer_id)
 
 
 def _post_settled(
-    posting: Posting, settled: Clawback, order_id: str | None, note: str | None
+    posting: Posting,
+    settled: Clawback,
+    order_id: str | None,
+    note: str | None,
+    *,
+    forgive: bool,
 ) -> None:
     """The ledger lines and balances of a settled clawback."""
     member = posting.member
@@ -150,7 +161,16 @@ def _post_settled(
             member.points_pending -= take.points
         else:
             member.points_available -= take.points
-    if settled.shortfall:
+    if settled.shortfall and forgive:
+        posting.ledger.append(
+            LedgerLine(
+                DEBT_FORGIVEN,
+                0,
+                order_id=order_id,
+                note=f"{settled.shortfall} points were already spent; the programme forgives them",
+            )
+        )
+    elif settled.shortfall:
         member.points_debt += settled.shortfall
         posting.ledger.append(
             LedgerLine(

@@ -63,14 +63,17 @@ def refund_order(
         )
         return Decimal(0)
     before = order.refunded_amount
-    clawback = post_clawback(changes.own, event, order, members.lots(customer_id), note)
+    forgive = rules.ruleset.programme.points.shortfall == "forgive"
+    clawback = post_clawback(
+        changes.own, event, order, members.lots(customer_id), note, forgive=forgive
+    )
     if clawback is not None:
         effects.append(clawback)
     changes.order = order
     awards = members.order_awards(customer_id, event.order_id)
     changes.budgets.extend(return_budgets(order, awards))
     changes.order_awards = awards
-    _claw_back_referrers(members, changes, event, order, before, effects, now)
+    _claw_back_referrers(members, changes, event, order, before, effects, now, forgive=forgive)
     if order.refunded_amount >= order.amount:
         # A fully refunded order gives back the limit counts its purchase used.
         changes.unfire_event = members.order_event(customer_id, event.order_id)
@@ -93,6 +96,8 @@ def _claw_back_referrers(
     refunded_before: Decimal,
     effects: list[Effect],
     now: datetime,
+    *,
+    forgive: bool,
 ) -> None:
     assert event.order_id is not None
     awards = members.referrer_awards(event.customer_id, event.order_id)
@@ -104,7 +109,13 @@ def _claw_back_referrers(
         if posting is None:
             posting = changes.postings[referrer_id] = Posting(members.lock_member(referrer_id, now))
         clawback = post_referrer_clawback(
-            posting, event, order, refunded_before, given, members.lots(referrer_id)
+            posting,
+            event,
+            order,
+            refunded_before,
+            given,
+            members.lots(referrer_id),
+            forgive=forgive,
         )
         if clawback is not None:
             effects.append(clawback)

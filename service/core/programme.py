@@ -160,6 +160,9 @@ class PointsPolicy:
     fixed_expiry: tuple[int, int] | None = None
     expiry_timezone: str = "UTC"
     transfers: bool = False  # members may give points to each other
+    # A clawback beyond what is left: "debt" records the rest for later earnings to repay;
+    # "forgive" clamps at zero and forgets it.
+    shortfall: str = "debt"
 
 
 @dataclass(frozen=True, slots=True)
