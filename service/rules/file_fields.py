@@ -2,9 +2,10 @@
 
 A field checks one value in the words `loyalty rules check` prints ("tier min must be a
 number, got str 'x'") and carries its JSON Schema (``json``); a Section is a mapping of
-such fields that refuses other keys. programme_parser and campaign_parser declare the two
-files with them, and json_schema walks the same declaration for editors. ``report`` walks
-marshmallow's nested errors beside the document to give each message its line.
+such fields that refuses other keys. programme_parser, campaign_parser and effect_parser
+declare the rule files with them, and json_schema walks the same declaration for editors.
+``report`` walks marshmallow's nested errors beside the document to give each message its
+line.
 """
 
 from __future__ import annotations
@@ -343,6 +344,7 @@ class Section(Schema):
 
     class Meta:
         unknown = EXCLUDE  # refused below, each at its line with a suggestion
+        register = False  # never looked up by name
 
     def on_bind_field(self, field_name: str, field_obj: fields.Field) -> None:  # type: ignore[type-arg]
         if field_obj.error_messages["required"] == fields.Field.default_error_messages["required"]:
