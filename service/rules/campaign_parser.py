@@ -1,28 +1,40 @@
-"""``rules/campaigns/<id>.yaml``: one campaign, its rules, and the cases that test it."""
+"""``rules/campaigns/<id>.yaml``, declared once: a campaign, its rules (their effects are
+service.rules.effect_parser's) and the cases that test it.
+
+The Sections below are what `loyalty rules check` holds the file to and what the editors'
+JSON Schema says. A rule's ``when`` (and an award's ``exclude``) is the condition grammar
+of service.rules.condition_parser, written by hand; its problems keep their own lines.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
+
+from marshmallow import Schema, ValidationError, post_load, validates_schema
 
 from service.core.conditions import AllOf, Compare, Condition
-from service.core.programme import (
-    Budget,
-    Campaign,
-    Limit,
-    Programme,
-    Rule,
+from service.core.programme import Budget, Campaign, Limit, Programme, Rule
+from service.event_schema import INTERNAL_SCHEMAS, SCHEMAS, HypotheticalCustomerSchema
+from service.rules.effect_parser import Effect, Reading, condition_of, reading
+from service.rules.file_fields import (
+    DURATION,
+    TEXT,
+    Description,
+    Duration,
+    Entries,
+    Nested,
+    Number,
+    Section,
+    Text,
+    Value,
+    WholeNumber,
+    report,
 )
-from service.rules.condition_parser import ConditionParser
-from service.rules.effect_parser import parse_effects
-from service.rules.problems import Problems
-from service.rules.values import read_decimal, read_duration, read_int, read_moment, read_text
-from service.rules.yaml_source import LocatedDict
-
-CAMPAIGN_KEYS = ("campaign", "description", "active", "priority", "budget", "rules", "tests")
-RULE_KEYS = ("name", "when", "then", "limit")
-CASE_KEYS = ("name", "customer", "event", "expect")
-EXPECT_KEYS = ("points", "referrer_points", "rules", "tags", "offers", "tier", "messages")
+from service.rules.problems import Problems, kind_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,141 +50,92 @@ class RuleCase:
     line: int
 
 
-def parse_campaign(
-    document: Any,
-    problems: Problems,
-    programme: Programme,
-    dynamic: dict[str, str],
-    expected_id: str,
-) -> tuple[Campaign | None, list[RuleCase]]:
-    root = problems.mapping(document, 1, "a campaign file")
-    if root is None:
-        return None, []
-    problems.unknown_keys(root, CAMPAIGN_KEYS, "the campaign")
-    if not problems.required(root, ("campaign", "rules"), "the campaign"):
-        return None, []
-    campaign_id = read_text(problems, root["campaign"], root.line_of("campaign"), "campaign")
-    if campaign_id is not None and campaign_id != expected_id:
-        problems.add(
-            root.line_of("campaign"),
-            f"campaign {campaign_id!r} must live in a file named {campaign_id}.yaml",
-        )
-    campaign_id = campaign_id or expected_id
-    active_from, active_until = _active(root, problems, programme.timezone)
-    priority = 0
-    if "priority" in root:
-        priority = read_int(problems, root["priority"], root.line_of("priority"), "priority") or 0
-    budget = _budget(root, problems)
-    tiers = tuple(level.name for level in programme.tiers.levels)
-    conditions = ConditionParser(problems, tiers, dynamic)
-    rules = _rules(root, problems, conditions, campaign_id, programme)
-    cases = _cases(root, problems, campaign_id)
-    if "tests" not in root:
-        problems.add(
-            root.line, f"campaign {campaign_id!r} has no `tests:`; every campaign carries its cases"
-        )
-    campaign = Campaign(
-        id=campaign_id,
-        rules=tuple(rules),
-        description=str(root.get("description", "")),
-        active_from=active_from,
-        active_until=active_until,
-        priority=priority,
-        budget=budget,
-        file=problems.file,
-        line=root.line,
+class When(Value):
+    JSON = {"$ref": "#/$defs/condition"}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Condition:
+        return condition_of(lambda conditions: conditions.parse(value, data.line_of(attr)))
+
+
+class Moment(Value):
+    """A date (whole days in the programme's zone; ``until`` takes in the whole day) or a
+    time with an offset."""
+
+    JSON = {
+        "type": "string",
+        "description": "a date (whole days in the programme's time zone) or a time with offset",
+        "anyOf": [{"format": "date"}, {"format": "date-time"}],
+    }
+
+    def __init__(self, what: str, end_of_day: bool = False, **kwargs: Any) -> None:
+        super().__init__(what, **kwargs)
+        self.end_of_day = end_of_day
+
+    def check(self, value: Any, what: str) -> datetime:
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise ValidationError(f"{what}: give a UTC offset, e.g. 2026-12-01T00:00:00+08:00")
+            return value
+        if isinstance(value, date):
+            day = value + timedelta(days=1) if self.end_of_day else value
+            return datetime.combine(day, time(0), ZoneInfo(reading.get().programme.timezone))
+        expected = "a date (2026-12-01) or a time with offset"
+        raise ValidationError(f"{what} must be {expected}, got {kind_of(value)}")
+
+
+class CampaignId(Text):
+    JSON = {**TEXT, "pattern": "^[a-z0-9][a-z0-9_-]*$"}
+
+    def check(self, value: Any, what: str) -> str:
+        text = super().check(value, what)
+        if text != reading.get().campaign:
+            raise ValidationError(f"campaign {text!r} must live in a file named {text}.yaml")
+        return text
+
+
+class Name(Description):
+    JSON = TEXT
+
+
+class Window(Value):
+    JSON = {"anyOf": [DURATION, {"const": "lifetime"}]}
+
+    def check(self, value: Any, what: str) -> timedelta | None:
+        return None if value == "lifetime" else Duration().check(value, what)
+
+
+class Active(Section):
+    what = "active"
+    active_from = Moment("active.from", data_key="from")
+    active_until = Moment("active.until", end_of_day=True, data_key="until")
+
+    @validates_schema
+    def in_order(self, data: Any, **kwargs: Any) -> None:
+        start, end = data.get("active_from"), data.get("active_until")
+        if start is not None and end is not None and end <= start:
+            raise ValidationError("active.until comes before active.from")
+
+
+class CampaignBudget(Section):
+    what = "budget"
+    make = Budget
+    needs_one = True
+    points = WholeNumber("budget.points", minimum=1)
+    offers = WholeNumber("budget.offers", minimum=1)
+    share_of_revenue = Number(
+        "share_of_revenue",
+        positive=True,
+        most=1,
+        over="share_of_revenue is a fraction, e.g. 0.02 for 2%",
+        description="a fraction: 0.02 for 2%",
     )
-    return campaign, cases
 
 
-def _active(root: LocatedDict, problems: Problems, timezone: str) -> tuple[Any, Any]:
-    if "active" not in root:
-        return None, None
-    active = problems.mapping(root["active"], root.line_of("active"), "active")
-    if active is None:
-        return None, None
-    problems.unknown_keys(active, ("from", "until"), "active")
-    start = end = None
-    if "from" in active:
-        start = read_moment(
-            problems, active["from"], active.line_of("from"), "active.from", timezone, False
-        )
-    if "until" in active:
-        end = read_moment(
-            problems, active["until"], active.line_of("until"), "active.until", timezone, True
-        )
-    if start is not None and end is not None and end <= start:
-        problems.add(active.line, "active.until comes before active.from")
-    return start, end
-
-
-def _budget(root: LocatedDict, problems: Problems) -> Budget | None:
-    if "budget" not in root:
-        return None
-    budget = problems.mapping(root["budget"], root.line_of("budget"), "budget")
-    if budget is None:
-        return None
-    problems.unknown_keys(budget, ("points", "offers", "share_of_revenue"), "budget")
-    if not budget:
-        problems.add(budget.line, "budget needs points, offers or share_of_revenue")
-        return None
-    points = offers = share = None
-    if "points" in budget:
-        points = read_int(problems, budget["points"], budget.line_of("points"), "budget.points", 1)
-    if "offers" in budget:
-        offers = read_int(problems, budget["offers"], budget.line_of("offers"), "budget.offers", 1)
-    if "share_of_revenue" in budget:
-        line = budget.line_of("share_of_revenue")
-        share = read_decimal(problems, budget["share_of_revenue"], line, "share_of_revenue", True)
-        if share is not None and share > 1:
-            problems.add(line, "share_of_revenue is a fraction, e.g. 0.02 for 2%")
-    return Budget(points=points, offers=offers, share_of_revenue=share)
-
-
-def _rules(
-    root: LocatedDict,
-    problems: Problems,
-    conditions: ConditionParser,
-    campaign_id: str,
-    programme: Programme,
-) -> list[Rule]:
-    entries = problems.sequence(root["rules"], root.line_of("rules"), "rules")
-    if entries is None:
-        return []
-    if not entries:
-        problems.add(root.line_of("rules"), "`rules` is empty")
-    rules: list[Rule] = []
-    names: set[str] = set()  # a set, not a scan of `rules`: 12,000 rules took 16 s
-    for index, raw in enumerate(entries):
-        entry = problems.mapping(raw, entries.line_of(index), "a rule")
-        if entry is None:
-            continue
-        problems.unknown_keys(entry, RULE_KEYS, "a rule")
-        if not problems.required(entry, ("name", "when", "then"), "a rule"):
-            continue
-        name = read_text(problems, entry["name"], entry.line_of("name"), "rule name")
-        if name is not None and name in names:
-            problems.add(entry.line_of("name"), f"rule {name!r} appears twice in this campaign")
-        if name is not None:
-            names.add(name)
-        condition = conditions.parse(entry["when"], entry.line_of("when"))
-        effects = parse_effects(entry, problems, programme, conditions)
-        limit = _limit(entry, problems) if "limit" in entry else None
-        if name is None or condition is None or effects is None:
-            continue
-        rules.append(
-            Rule(
-                campaign=campaign_id,
-                name=name,
-                condition=condition,
-                effects=effects,
-                limit=limit,
-                event_type=_required_type(condition),
-                file=problems.file,
-                line=entry.line,
-            )
-        )
-    return rules
+class RuleLimit(Section):
+    what = "limit"
+    make = Limit
+    per_customer = WholeNumber("per_customer", minimum=1, required=True)
+    window = Window("limit.per", data_key="per", load_default=None, allow_none=False)
 
 
 def _required_type(condition: Condition) -> str | None:
@@ -184,57 +147,164 @@ def _required_type(condition: Condition) -> str | None:
     return None
 
 
-def _limit(entry: LocatedDict, problems: Problems) -> Limit | None:
-    limit = problems.mapping(entry["limit"], entry.line_of("limit"), "limit")
-    if limit is None:
-        return None
-    problems.unknown_keys(limit, ("per_customer", "per"), "limit")
-    if not problems.required(limit, ("per_customer",), "limit"):
-        return None
-    count = read_int(
-        problems, limit["per_customer"], limit.line_of("per_customer"), "per_customer", minimum=1
+class RuleEntry(Section):
+    what = "a rule"
+    json_name = "rule"
+    name = Text("rule name", required=True)
+    when = When(required=True)
+    then = Entries(
+        Effect(),
+        "`then`",
+        minimum=1,
+        empty="`then` is empty; say what the rule does",
+        required=True,
+        post_load=tuple,
     )
-    window = None
-    if "per" in limit and limit["per"] != "lifetime":
-        window = read_duration(problems, limit["per"], limit.line_of("per"), "limit.per")
-        if window is None:
-            return None
-    return Limit(count, window) if count is not None else None
+    limit = Nested(RuleLimit)
 
-
-def _cases(root: LocatedDict, problems: Problems, campaign_id: str) -> list[RuleCase]:
-    if "tests" not in root:
-        return []
-    entries = problems.sequence(root["tests"], root.line_of("tests"), "tests")
-    cases: list[RuleCase] = []
-    for index, raw in enumerate(entries or []):
-        line = entries.line_of(index) if entries is not None else root.line
-        entry = problems.mapping(raw, line, "a test case")
-        if entry is None:
-            continue
-        problems.unknown_keys(entry, CASE_KEYS, "a test case")
-        if not problems.required(entry, ("name", "event", "expect"), "a test case"):
-            continue
-        customer = entry.get("customer", {})
-        event = problems.mapping(entry["event"], entry.line_of("event"), "test event")
-        expect = problems.mapping(entry["expect"], entry.line_of("expect"), "expect")
-        if not isinstance(customer, dict):
-            problems.add(entry.line_of("customer"), "test customer must be a mapping")
-            continue
-        if event is None or expect is None:
-            continue
-        problems.unknown_keys(expect, EXPECT_KEYS, "expect")
-        cases.append(
-            RuleCase(
-                campaign_id,
-                str(entry["name"]),
-                dict(customer),
-                dict(event),
-                dict(expect),
-                problems.file,
-                entry.line,
-            )
+    @post_load(pass_original=True)
+    def build(self, data: Any, original: Any, **kwargs: Any) -> Rule:
+        current = reading.get()
+        return Rule(
+            campaign=current.campaign,
+            name=data["name"],
+            condition=data["when"],
+            effects=data["then"],
+            limit=data.get("limit"),
+            event_type=_required_type(data["when"]),
+            file=current.problems.file,
+            line=original.line,
         )
-    if entries is not None and not entries:
-        problems.add(root.line_of("tests"), "`tests` is empty; every campaign carries its cases")
-    return cases
+
+
+class Contract(Value):
+    """A mapping whose fields a marshmallow contract checks when the case runs (the event's
+    schema for its ``type``, the described member's); here, only that it is a mapping."""
+
+    def __init__(
+        self, refusal: str, contract: Mapping[str, Schema], needs: Iterable[str] = (), **kw: Any
+    ) -> None:
+        super().__init__(**kw)
+        self.refusal, self.contract, self.needs = refusal, contract, tuple(needs)
+
+    def check(self, value: Any, what: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise ValidationError(self.refusal.format(kind=kind_of(value)))
+        return dict(value)
+
+
+class ExpectedTier(Text):
+    JSON = {"type": ["string", "null"]}
+
+
+class Expect(Section):
+    what = "expect"
+    points = WholeNumber("expect.points", minimum=None)
+    referrer_points = WholeNumber("expect.referrer_points", minimum=None)
+    rules = Entries(Text("expect.rules"), "expect.rules", flat=True)
+    tags = Entries(Text("expect.tags"), "expect.tags", flat=True)
+    offers = Entries(Text("expect.offers"), "expect.offers", flat=True)
+    tier = ExpectedTier("expect.tier", allow_none=True)
+    messages = Entries(Text("expect.messages"), "expect.messages", flat=True)
+
+
+class Case(Section):
+    what = "a test case"
+    json_name = "case"
+    name = Name(required=True)
+    customer = Contract("test customer must be a mapping", {"": HypotheticalCustomerSchema()})
+    event = Contract(
+        "test event must be a mapping, got {kind}",
+        {**SCHEMAS, **INTERNAL_SCHEMAS},
+        ("type", "occurred_at"),
+        required=True,
+    )
+    expect = Nested(Expect, required=True)
+
+    @post_load(pass_original=True)
+    def build(self, data: Any, original: Any, **kwargs: Any) -> RuleCase:
+        current = reading.get()
+        customer = dict(original.get("customer", {}))
+        event, expect = dict(original["event"]), dict(original["expect"])
+        return RuleCase(
+            current.campaign,
+            str(data["name"]),
+            customer,
+            event,
+            expect,
+            current.problems.file,
+            original.line,
+        )
+
+
+def _no_tests() -> str:
+    return f"campaign {reading.get().campaign!r} has no `tests:`; every campaign carries its cases"
+
+
+class CampaignFile(Section):
+    what = "the campaign"
+    campaign = CampaignId("campaign", required=True)
+    description = Description()
+    active = Nested(Active)
+    priority = WholeNumber("priority")
+    budget = Nested(CampaignBudget)
+    rules = Entries(Nested(RuleEntry), "rules", minimum=1, empty="`rules` is empty", required=True)
+    tests = Entries(
+        Nested(Case),
+        "tests",
+        minimum=1,
+        empty="`tests` is empty; every campaign carries its cases",
+        required=True,
+        error_messages={"required": _no_tests},
+    )
+
+    @validates_schema(pass_original=True, skip_on_field_errors=False)
+    def rule_names_once(self, data: Any, original: Any, **kwargs: Any) -> None:
+        names, twice = set(), {}  # a set, not a scan of the rules: 12,000 rules took 16 s
+        rules = original.get("rules")
+        for index, entry in enumerate(rules if isinstance(rules, list) else ()):
+            name = entry.get("name") if isinstance(entry, dict) else None
+            if isinstance(name, str) and name.strip():
+                if name in names:
+                    twice[index] = {"name": [f"rule {name!r} appears twice in this campaign"]}
+                names.add(name)
+        if twice:
+            raise ValidationError({"rules": twice})
+
+    @post_load(pass_original=True)
+    def build(self, data: Any, original: Any, **kwargs: Any) -> tuple[Campaign, list[RuleCase]]:
+        active = data.get("active") or {}
+        campaign = Campaign(
+            id=data["campaign"],
+            rules=tuple(data["rules"]),
+            description=data.get("description", ""),
+            active_from=active.get("active_from"),
+            active_until=active.get("active_until"),
+            priority=data.get("priority", 0),
+            budget=data.get("budget"),
+            file=reading.get().problems.file,
+            line=original.line,
+        )
+        return campaign, data["tests"]
+
+
+CAMPAIGN = Nested(CampaignFile, "a campaign file")
+
+
+def parse_campaign(
+    document: Any,
+    problems: Problems,
+    programme: Programme,
+    dynamic: dict[str, str],
+    expected_id: str,
+) -> tuple[Campaign | None, list[RuleCase]]:
+    """The campaign and its cases, or (None, []) with every problem added to ``problems``."""
+    token = reading.set(Reading(programme, dynamic, problems, expected_id))
+    try:
+        campaign, cases = CAMPAIGN.deserialize(document)
+    except ValidationError as error:
+        report(error, document, problems)
+        return None, []
+    finally:
+        reading.reset(token)
+    return campaign, cases

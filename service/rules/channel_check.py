@@ -11,7 +11,7 @@ import logging
 from collections.abc import Collection
 
 from service.core.programme import MessageSpec, RuleSet
-from service.rules.lint_findings import WARNING, Finding
+from service.rules.lint import WARNING, Finding
 
 LINT_ID = "channel-not-configured"
 # What makes each channel exist; `log` always does.

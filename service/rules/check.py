@@ -85,7 +85,7 @@ def check_rules(
 def probe_engine(path: str | Path, timeout: float) -> list[str]:
     """Load the rules into durable-rules in a child process: some rulesets make the engine
     hang rather than fail, and a hang must not take the checker with it."""
-    command = [sys.executable, "-m", "service.rules.engine_probe", str(path)]
+    command = [sys.executable, "-m", "service.rules.vetting", str(path)]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:

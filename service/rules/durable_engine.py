@@ -113,31 +113,22 @@ def simplify(condition: Condition) -> Condition:
     FALSE can never fire in either engine and is not compiled at all.
     """
     match condition:
-        case AllOf(items):
+        case AllOf(items) | AnyOf(items):
+            # FALSE absorbs a conjunction and TRUE a disjunction; nested ones of the same
+            # kind flatten into this one.
+            kind, absorbing = (AllOf, FALSE) if isinstance(condition, AllOf) else (AnyOf, TRUE)
             kept: list[Condition] = []
             for item in items:
                 part = simplify(item)
-                if part == FALSE:
-                    return FALSE
-                kept.extend(part.items if isinstance(part, AllOf) else (part,))
+                if part == absorbing:
+                    return absorbing
+                kept.extend(part.items if isinstance(part, kind) else (part,))
             unique = tuple(dict.fromkeys(kept))
-            return unique[0] if len(unique) == 1 else AllOf(unique)
-        case AnyOf(items):
-            kept = []
-            for item in items:
-                part = simplify(item)
-                if part == TRUE:
-                    return TRUE
-                kept.extend(part.items if isinstance(part, AnyOf) else (part,))
-            unique = tuple(dict.fromkeys(kept))
-            return unique[0] if len(unique) == 1 else AnyOf(unique)
-        case ArrayAny(path, element):
+            return unique[0] if len(unique) == 1 else kind(unique)
+        case ArrayAny(path, element) | ArrayAll(path, element):
             inner = simplify(element)
-            return FALSE if inner == FALSE else ArrayAny(path, inner)
-        case ArrayAll(path, element):
-            inner = simplify(element)
-            # Non-empty and every element satisfying nothing: never.
-            return FALSE if inner == FALSE else ArrayAll(path, inner)
+            # No element can satisfy FALSE: `any` never holds, nor does `all` (non-empty).
+            return FALSE if inner == FALSE else type(condition)(path, inner)
     return condition
 
 
@@ -598,17 +589,13 @@ def _equalities(
     return set()
 
 
-def compile_rules(rules: Iterable[Rule]) -> DurablePlan:
-    return DurablePlan(rules)
-
-
 def to_ruleset(rules: Iterable[Rule], actions: ActionFactory) -> dict[str, DurableJson]:
     """durable-rules' JSON for the rules it can be trusted with; ``actions(key)`` binds each.
 
-    Facts for it must be encoded by the DurablePlan the rules compile to (compile_rules),
-    since paths are sent under aliases.
+    Facts for it must be encoded by the DurablePlan the rules compile to, since paths are
+    sent under aliases.
     """
-    return compile_rules(rules).ruleset(actions)
+    return DurablePlan(rules).ruleset(actions)
 
 
 # ---------------------------------------------------------------------------- matching
@@ -655,7 +642,7 @@ class DurableMatcher:
         self._fired: list[str] = []
         self._ids = itertools.count(1)
         self._closed = False
-        self.plan = compile_rules(rules)
+        self.plan = DurablePlan(rules)
         only = [entry.rule for entry in self.plan.reference_only]
         self._reference = ReferenceMatcher(only) if only else None
 

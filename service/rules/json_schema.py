@@ -1,24 +1,22 @@
 """JSON Schema (draft 2020-12) for program.yaml and campaign files, for editors.
 
-Generated from the parsers themselves, so the schema never drifts from what `loyalty rules
-check` accepts: the keys of every section are those the parsers accept
-(service.rules.json_schema_keys), and field names, operators, effects, enumerations and
-event fields come from the modules that define them. Only the *type* of each key's value
-is written by hand (service.rules.json_schema_values); a key the parsers accept that has
-no type there still appears, untyped, and a test says so.
+Generated from the declaration `loyalty rules check` loads the files with: every Section
+of service.rules.programme_parser and service.rules.campaign_parser becomes an object
+whose properties are its fields' JSON (service.rules.file_fields), so the schema cannot
+drift from the check. The condition grammar, written by hand in
+service.rules.condition_parser, is described here from its own tables; the fields of an
+event and of a described member come from the event contract (service.event_schema).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
 from marshmallow import fields as mm
 
-from service.core.events import EVENT_TYPES, INTERNAL_EVENT_TYPES
 from service.core.facts import (
     BOOLEAN,
     DYNAMIC_PREFIXES,
@@ -29,8 +27,7 @@ from service.core.facts import (
     STRING,
     STRINGS,
 )
-from service.core.schedules import JOB_NAMES
-from service.event_schema import INTERNAL_SCHEMAS, SCHEMAS, HypotheticalCustomerSchema
+from service.rules.campaign_parser import CampaignFile, Contract
 from service.rules.condition_parser import (
     COMBINATORS,
     ENUMERATIONS,
@@ -40,143 +37,88 @@ from service.rules.condition_parser import (
     SCHEDULE_KINDS,
     SCHEDULES,
 )
-from service.rules.effect_parser import EFFECTS
-from service.rules.json_schema_keys import accepted_keys
-from service.rules.json_schema_values import (
+from service.rules.effect_parser import EFFECT_KINDS, Effect
+from service.rules.file_fields import (
     DURATION,
     FLAG,
     NUMBER_VALUE,
-    POSITIVE_COUNT,
-    TEXT,
-    VALUES,
-    json_list,
+    Entries,
+    Json,
+    Nested,
+    Section,
+    Value,
 )
+from service.rules.programme_parser import ProgrammeFile
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 BASE_ID = "https://loyalty.example/schemas/"
 PROGRAM_SCHEMA = "program.schema.json"
 CAMPAIGN_SCHEMA = "campaign.schema.json"
-__all__ = ["VALUES", "accepted_keys", "campaign_schema", "program_schema", "schema_files"]
 
 
-def _object(
-    section: str, keys: Mapping[str, tuple[str, ...]], extra: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    typed = VALUES.get(section, {})
-    properties = {
-        key: dict((extra or {}).get(key) or typed.get(key) or {}) for key in keys[section]
+def _json(field: mm.Field, defs: dict[str, Json]) -> Json:  # type: ignore[type-arg]
+    if isinstance(field, Nested):
+        return _object(field.section, defs)
+    if isinstance(field, Entries):
+        return _list(_json(field.item, defs), field.minimum)
+    if isinstance(field, Effect):
+        return {"oneOf": [_effect(kind, defs) for kind in EFFECT_KINDS]}
+    if isinstance(field, Contract):
+        return _contract(field)
+    return dict(field.json) if isinstance(field, Value) else {}
+
+
+def _object(section: Section, defs: dict[str, Json]) -> Json:
+    """A Section as an object of its declared keys; under $defs when it has a name there."""
+    body: Json = {
+        "type": "object",
+        "properties": {key: _json(field, defs) for key, field in _keyed(section)},
+        "additionalProperties": False,
     }
-    return {"type": "object", "properties": properties, "additionalProperties": False}
+    required = [key for key, field in _keyed(section) if field.required]
+    if required:
+        body["required"] = required
+    if section.needs_one:
+        body["minProperties"] = 1
+    if not section.json_name:
+        return body
+    defs[section.json_name] = body
+    return {"$ref": f"#/$defs/{section.json_name}"}
 
 
-# -- conditions
+def _keyed(section: Section) -> Iterator[tuple[str, mm.Field]]:  # type: ignore[type-arg]
+    for name, field in section.fields.items():
+        yield field.data_key or name, field
 
 
-def _literal(kind: str, path: str | None = None) -> dict[str, Any]:
-    if kind == BOOLEAN:
-        return {"type": "boolean"}
-    if kind == NUMBER:
-        return NUMBER_VALUE
-    enumerated = ENUMERATIONS.get(path or "")
-    if enumerated is not None:
-        return {"enum": list(enumerated)}
-    return {"type": ["string", "integer"]}
+def _list(items: Json, minimum: int = 0) -> Json:
+    return {"type": "array", "items": items, **({"minItems": minimum} if minimum else {})}
 
 
-def _operators(kind: str, literal: dict[str, Any]) -> dict[str, Any]:
-    allowed = {
-        op
-        for op in OPERATORS
-        if op not in ("any", "all")
-        and (op not in ("gt", "gte", "lt", "lte") or kind in ORDERED_TYPES)
-        and (op != "matches" or kind == STRING)
-    }
-    properties: dict[str, Any] = {}
-    for op in OPERATORS:
-        if op not in allowed:
-            continue
-        if op in ("in", "not_in"):
-            properties[op] = {**json_list(literal, 1), "maxItems": MAX_IN_VALUES}
-        elif op == "exists":
-            properties[op] = FLAG
-        elif op == "matches":
-            properties[op] = {"type": "string", "description": "a full-match pattern"}
-        else:
-            properties[op] = literal
+def _effect(kind: str, defs: dict[str, Json]) -> Json:
+    effect = EFFECT_KINDS[kind]
     return {
         "type": "object",
-        "properties": properties,
+        "properties": {kind: {"anyOf": [effect.shorthand, _json(effect.body, defs)]}},
+        "required": [kind],
         "additionalProperties": False,
-        "minProperties": 1,
     }
 
 
-def _field(kind: str, path: str, element_ref: str) -> dict[str, Any]:
-    if kind == ITEMS:
-        return _quantifiers(element_ref)
-    if kind == STRINGS:
-        return _quantifiers(f"#/$defs/{STRING}_field")
-    if path in ENUMERATIONS:
-        literal = _literal(kind, path)
-        return {"anyOf": [literal, _operators(kind, literal)]}
-    return {"$ref": f"#/$defs/{kind}_field"}
+def _contract(field: Contract) -> Json:
+    properties: Json = {}
+    for schema in field.contract.values():
+        for name, value in schema.fields.items():
+            properties.setdefault(name, _marshmallow_type(value))
+    if "type" in properties:  # an event's: its type names the schema that checks it
+        properties["type"] = {"enum": list(field.contract)}
+    body: Json = {"type": "object", "properties": properties}
+    if field.needs:
+        body["required"] = list(field.needs)
+    return {**body, "additionalProperties": False}
 
 
-def _field_defs() -> dict[str, Any]:
-    """One definition per field type: a value (equality) or a map of operators."""
-    defs = {}
-    for kind in (STRING, NUMBER, BOOLEAN):
-        literal = _literal(kind)
-        defs[f"{kind}_field"] = {"anyOf": [literal, _operators(kind, literal)]}
-    return defs
-
-
-def _quantifiers(element_ref: str) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": {"any": {"$ref": element_ref}, "all": {"$ref": element_ref}},
-        "additionalProperties": False,
-        "minProperties": 1,
-    }
-
-
-def _condition(
-    fields: Mapping[str, str], self_ref: str, schedules: bool, dynamic: bool
-) -> dict[str, Any]:
-    properties: dict[str, Any] = {
-        path: _field(kind, path, "#/$defs/item_condition") for path, kind in fields.items()
-    }
-    for combinator in COMBINATORS:
-        properties[combinator] = (
-            {"$ref": self_ref}
-            if combinator == "not"
-            else {"type": "array", "items": {"$ref": self_ref}, "minItems": 1}
-        )
-    if schedules:
-        schedule, inactive = SCHEDULES
-        properties[schedule] = {"enum": list(SCHEDULE_KINDS[:2])}
-        properties[inactive] = DURATION
-    body: dict[str, Any] = {
-        "type": "object",
-        "properties": properties,
-        "additionalProperties": False,
-        "minProperties": 1,
-    }
-    if dynamic:
-        pattern = "^(" + "|".join(re.escape(p) for p in DYNAMIC_PREFIXES) + ").+$"
-        body["patternProperties"] = {pattern: {"$ref": "#/$defs/free_field"}}
-    return body
-
-
-def _free_field() -> dict[str, Any]:
-    literal = {"type": ["string", "number", "boolean"]}
-    return {"anyOf": [literal, _operators(STRING, literal)]}
-
-
-# -- the two schemas
-
-
-def _marshmallow_type(field: mm.Field) -> dict[str, Any]:  # type: ignore[type-arg]
+def _marshmallow_type(field: mm.Field) -> Json:  # type: ignore[type-arg]
     if isinstance(field, mm.Boolean):
         return FLAG
     if isinstance(field, mm.Integer):
@@ -190,142 +132,133 @@ def _marshmallow_type(field: mm.Field) -> dict[str, Any]:  # type: ignore[type-a
     return {"type": "string"}
 
 
-def program_schema(keys: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, Any]:
-    keys = keys or accepted_keys()
-    sections = {
-        "points": _object(
-            "points",
-            keys,
-            {"expiry": _object("points.expiry", keys), "pending": _object("points.pending", keys)},
-        ),
-        "tiers": _object(
-            "tiers",
-            keys,
-            {
-                "review": _object("tiers.review", keys),
-                "levels": json_list(_object("tier level", keys), 1),
-            },
-        ),
-        "messaging": _object(
-            "messaging",
-            keys,
-            {
-                "caps": json_list(_object("messaging cap", keys)),
-                "quiet_hours": _object("quiet_hours", keys),
-            },
-        ),
-        "offers": json_list(_object("offer", keys)),
-        "rewards": json_list(_object("reward", keys)),
-        "referrals": _object("referrals", keys),
-        "segments": _object(
-            "segments",
-            keys,
-            {
-                "rfm": _object("segments.rfm", keys),
-                "named": json_list(_object("named segment", keys)),
-            },
-        ),
-        "schedules": {
-            "type": "object",
-            "properties": {job: _object("schedule", keys) for job in JOB_NAMES},
-            "additionalProperties": False,
-        },
-    }
-    root = _object("programme", keys, sections)
+# -- the condition grammar
+
+
+def _literal(kind: str, path: str = "") -> Json:
+    if kind == BOOLEAN:
+        return {"type": "boolean"}
+    if kind == NUMBER:
+        return NUMBER_VALUE
+    if path in ENUMERATIONS:
+        return {"enum": list(ENUMERATIONS[path])}
+    return {"type": ["string", "integer"]}
+
+
+def _operators(kind: str, literal: Json) -> Json:
+    properties: Json = {}
+    for op in OPERATORS:
+        if op in ("any", "all") or (op == "matches" and kind != STRING):
+            continue
+        if op in ("gt", "gte", "lt", "lte") and kind not in ORDERED_TYPES:
+            continue
+        if op in ("in", "not_in"):
+            properties[op] = {**_list(literal, 1), "maxItems": MAX_IN_VALUES}
+        elif op == "exists":
+            properties[op] = FLAG
+        elif op == "matches":
+            properties[op] = {"type": "string", "description": "a full-match pattern"}
+        else:
+            properties[op] = literal
+    return _mapping(properties)
+
+
+def _mapping(properties: Json) -> Json:
     return {
-        "$schema": DRAFT,
-        "$id": BASE_ID + PROGRAM_SCHEMA,
-        "title": "Loyalty programme: rules/program.yaml",
-        **root,
-        "required": ["programme", "currency", "timezone"],
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+        "minProperties": 1,
     }
 
 
-def campaign_schema(keys: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, Any]:
-    keys = keys or accepted_keys()
-    effects = []
-    for effect in EFFECTS:
-        shorthand = {
-            "award_points": POSITIVE_COUNT,
-            "tag": {"anyOf": [TEXT, json_list(TEXT, 1)]},
-            "issue_offer": TEXT,
-            "send_message": TEXT,
-            "upgrade_tier": TEXT,
-        }.get(effect)
-        body = _object(effect, keys)
-        effects.append(
-            {
-                "type": "object",
-                "properties": {effect: {"anyOf": [shorthand, body]} if shorthand else body},
-                "required": [effect],
-                "additionalProperties": False,
-            }
-        )
-    rule = _object(
-        "rule",
-        keys,
-        {
-            "when": {"$ref": "#/$defs/condition"},
-            "then": json_list({"oneOf": effects}, 1),
-            "limit": {**_object("limit", keys), "required": ["per_customer"]},
-        },
-    )
-    event_fields: dict[str, Any] = {}
-    for schema in (*SCHEMAS.values(), *INTERNAL_SCHEMAS.values()):
-        for name, field in schema.fields.items():
-            event_fields.setdefault(name, _marshmallow_type(field))
-    event_fields["type"] = {"enum": [*EVENT_TYPES, *INTERNAL_EVENT_TYPES]}
-    customer = {
-        name: _marshmallow_type(field)
-        for name, field in HypotheticalCustomerSchema().fields.items()
+def _field(kind: str, path: str) -> Json:
+    if kind in (ITEMS, STRINGS):
+        element = "#/$defs/item_condition" if kind == ITEMS else f"#/$defs/{STRING}_field"
+        return _mapping({"any": {"$ref": element}, "all": {"$ref": element}})
+    if path in ENUMERATIONS:
+        literal = _literal(kind, path)
+        return {"anyOf": [literal, _operators(kind, literal)]}
+    return {"$ref": f"#/$defs/{kind}_field"}
+
+
+def _condition(fields: Mapping[str, str], self_ref: str, top: bool) -> Json:
+    properties: Json = {path: _field(kind, path) for path, kind in fields.items()}
+    for combinator in COMBINATORS:
+        many = {"type": "array", "items": {"$ref": self_ref}, "minItems": 1}
+        properties[combinator] = {"$ref": self_ref} if combinator == "not" else many
+    if top:
+        schedule, inactive = SCHEDULES
+        properties[schedule] = {"enum": list(SCHEDULE_KINDS[:2])}
+        properties[inactive] = DURATION
+    body = _mapping(properties)
+    if top:
+        pattern = "^(" + "|".join(re.escape(p) for p in DYNAMIC_PREFIXES) + ").+$"
+        body["patternProperties"] = {pattern: {"$ref": "#/$defs/free_field"}}
+    return body
+
+
+def _condition_defs() -> Json:
+    defs = {
+        "condition": _condition(FIELD_TYPES, "#/$defs/condition", True),
+        "item_condition": _condition(ITEM_FIELDS, "#/$defs/item_condition", False),
     }
-    case = _object(
-        "case",
-        keys,
-        {
-            "customer": {"type": "object", "properties": customer, "additionalProperties": False},
-            "event": {
-                "type": "object",
-                "properties": event_fields,
-                "required": ["type", "occurred_at"],
-                "additionalProperties": False,
-            },
-            "expect": _object("expect", keys),
-        },
-    )
-    root = _object(
-        "campaign",
-        keys,
-        {
-            "active": _object("active", keys),
-            "budget": {**_object("budget", keys), "minProperties": 1},
-            "rules": json_list({"$ref": "#/$defs/rule"}, 1),
-            "tests": json_list({"$ref": "#/$defs/case"}, 1),
-        },
-    )
-    return {
-        "$schema": DRAFT,
-        "$id": BASE_ID + CAMPAIGN_SCHEMA,
-        "title": "Loyalty campaign: rules/campaigns/<id>.yaml",
-        **root,
-        "required": ["campaign", "rules", "tests"],
-        "$defs": {
-            "rule": {**rule, "required": ["name", "when", "then"]},
-            "case": {**case, "required": ["name", "event", "expect"]},
-            "condition": _condition(FIELD_TYPES, "#/$defs/condition", True, True),
-            "item_condition": _condition(ITEM_FIELDS, "#/$defs/item_condition", False, False),
-            **_field_defs(),
-            "free_field": _free_field(),
-        },
-    }
+    for kind in (STRING, NUMBER, BOOLEAN):
+        defs[f"{kind}_field"] = {"anyOf": [_literal(kind), _operators(kind, _literal(kind))]}
+    free = {"type": ["string", "number", "boolean"]}
+    return {**defs, "free_field": {"anyOf": [free, _operators(STRING, free)]}}
+
+
+# -- the two schemas
+
+
+def _document(section: Section, name: str, title: str) -> Json:
+    defs: dict[str, Json] = {}
+    root = _object(section, defs)
+    document = {"$schema": DRAFT, "$id": BASE_ID + name, "title": title, **root}
+    return {**document, "$defs": {**defs, **_condition_defs()}} if defs else document
+
+
+def program_schema() -> Json:
+    return _document(ProgrammeFile(), PROGRAM_SCHEMA, "Loyalty programme: rules/program.yaml")
+
+
+def campaign_schema() -> Json:
+    title = "Loyalty campaign: rules/campaigns/<id>.yaml"
+    return _document(CampaignFile(), CAMPAIGN_SCHEMA, title)
+
+
+def _sections(section: Section) -> Iterator[Section]:
+    yield section
+    for _, field in _keyed(section):
+        while isinstance(field, Entries):
+            field = field.item
+        if isinstance(field, Nested):
+            yield from _sections(field.section)
+        elif isinstance(field, Effect):
+            for effect in EFFECT_KINDS.values():
+                yield from _sections(effect.body.section)
+
+
+def accepted_keys() -> dict[str, tuple[str, ...]]:
+    """Section -> the keys it accepts, as `loyalty rules check` names the section."""
+    roots = (ProgrammeFile(), CampaignFile())
+    return {s.what: tuple(key for key, _ in _keyed(s)) for root in roots for s in _sections(root)}
+
+
+# Section -> key -> the JSON Schema of its value.
+VALUES: Mapping[str, Mapping[str, Json]] = {
+    s.what: {key: _json(field, {}) for key, field in _keyed(s)}
+    for root in (ProgrammeFile(), CampaignFile())
+    for s in _sections(root)
+}
 
 
 def schema_files() -> dict[str, str]:
     """File name -> text, as `loyalty rules schema` writes them."""
-    keys = accepted_keys()
     return {
-        PROGRAM_SCHEMA: json.dumps(program_schema(keys), indent=2) + "\n",
-        CAMPAIGN_SCHEMA: json.dumps(campaign_schema(keys), indent=2) + "\n",
+        PROGRAM_SCHEMA: json.dumps(program_schema(), indent=2) + "\n",
+        CAMPAIGN_SCHEMA: json.dumps(campaign_schema(), indent=2) + "\n",
     }
 
 

@@ -6,19 +6,95 @@ Errors fail `loyalty rules check`; warnings fail it only with ``--strict``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
 
-from service.core.conditions import AllOf, AnyOf, ArrayAll, ArrayAny, Compare, Condition
-from service.core.programme import OfferGrant, PointsFormula, Programme, RuleSet
+from service.core.conditions import AllOf, AnyOf, Compare, Condition
+from service.core.programme import (
+    Campaign,
+    EffectSpec,
+    OfferGrant,
+    PointsFormula,
+    Programme,
+    Rule,
+    RuleSet,
+    TagChange,
+    TierGrant,
+)
 from service.rules.campaign_parser import RuleCase
-from service.rules.lint_findings import ERROR, LINTS, WARNING, Finding, Lines, finding
-from service.rules.lint_pairs import campaign_pairs, recipients
 from service.rules.loader import PROGRAMME_FILE
-from service.rules.satisfiable import alternatives, never_holds
+from service.rules.satisfiable import alternatives, can_hold_together, never_holds
+from service.rules.yaml_source import LocatedDict, YamlSyntaxError, load_yaml
 
-__all__ = ["ERROR", "LINTS", "WARNING", "Finding", "lint"]
+ERROR, WARNING = "error", "warning"
+
+# id -> (severity, what it catches); README and `loyalty rules check` list these.
+LINTS: Mapping[str, tuple[str, str]] = {
+    "unknown-reference": (
+        ERROR,
+        "a segment, tier, offer or rule name that the programme does not define",
+    ),
+    "never-holds": (ERROR, "a rule whose condition no event can satisfy"),
+    "equal-priority-overlap": (
+        WARNING,
+        "two campaigns of equal priority that both award points on the same event",
+    ),
+    "campaign-ended": (WARNING, "a campaign whose active.until is already past"),
+    "budget-below-award": (ERROR, "a campaign budget smaller than one of its awards"),
+    "referral-unguarded": (WARNING, "a referral reward with no new-customer guard"),
+    "expiry-before-pending": (ERROR, "points that expire before their pending period ends"),
+    "order-dependent": (
+        WARNING,
+        "equal-priority campaigns whose effects interact, so the outcome hangs on their ids",
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    lint: str
+    severity: str
+    file: str
+    line: int | None
+    message: str
+
+    def format(self, root: str | Path | None = None) -> str:
+        path = str(Path(root) / self.file) if root is not None else self.file
+        where = f"{path}:{self.line}" if self.line else path
+        return f"{where}: {self.severity} [{self.lint}]: {self.message}"
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def finding(lint_id: str, file: str, line: int | None, message: str) -> Finding:
+    return Finding(lint_id, LINTS[lint_id][0], file, line, message)
+
+
+class Lines:
+    """Lines of keys in the rule files (the intermediate form keeps only a few)."""
+
+    def __init__(self, files: Mapping[str, str]) -> None:
+        self._files = files
+        self._parsed: dict[str, Any] = {}
+
+    def of(self, file: str, *keys: str) -> int | None:
+        if file not in self._parsed:
+            try:
+                self._parsed[file] = load_yaml(self._files.get(file, ""))
+            except YamlSyntaxError:
+                self._parsed[file] = None
+        node, line = self._parsed[file], None
+        for key in keys:
+            if not isinstance(node, LocatedDict) or key not in node:
+                return line
+            line, node = node.line_of(key), node[key]
+        return line
+
 
 _ROUNDING = {"floor": ROUND_FLOOR, "ceil": ROUND_CEILING, "nearest": ROUND_HALF_UP}
 _NEW_CUSTOMER_GUARDS = (
@@ -36,7 +112,7 @@ def lint(ruleset: RuleSet, cases: Iterable[RuleCase], *, now: datetime) -> list[
     findings = [
         *_unknown_references(ruleset, list(cases)),
         *_never_holds(ruleset),
-        *campaign_pairs(ruleset, lines),
+        *_campaign_pairs(ruleset, lines),
         *_ended(ruleset, lines, now),
         *_budgets(ruleset, lines),
         *_referrals(ruleset),
@@ -55,8 +131,6 @@ def _leaves(condition: Condition) -> Iterator[Compare]:
         case AllOf(items) | AnyOf(items):
             for item in items:
                 yield from _leaves(item)
-        case ArrayAny() | ArrayAll():
-            return
 
 
 def _unknown_references(ruleset: RuleSet, cases: list[RuleCase]) -> Iterator[Finding]:
@@ -82,49 +156,27 @@ def _unknown_references(ruleset: RuleSet, cases: list[RuleCase]) -> Iterator[Fin
 def _case_references(
     ruleset: RuleSet, case: RuleCase, tiers: list[str], segments: list[str], offers: list[str]
 ) -> Iterator[Finding]:
-    where = f"case {case.name!r}"
-    tier = case.customer.get("tier")
-    if tier is not None and tier not in tiers:
-        yield finding(
-            "unknown-reference",
-            case.file,
-            case.line,
-            f"{where}: customer tier {tier!r} is not a tier ({', '.join(tiers)})",
-        )
-    segment = case.customer.get("segment")
-    if segment is not None and segment not in segments:
-        yield finding(
-            "unknown-reference",
-            case.file,
-            case.line,
-            f"{where}: customer segment {segment!r} is not a named segment",
-        )
-    expected_tier = case.expect.get("tier")
-    if expected_tier is not None and expected_tier not in tiers:
-        yield finding(
-            "unknown-reference",
-            case.file,
-            case.line,
-            f"{where}: expects tier {expected_tier!r}, which is not a tier",
-        )
-    for offer in case.expect.get("offers") or []:
+    customer, expect = case.customer, case.expect
+    if customer.get("tier") not in (None, *tiers):
+        yield _case(case, f"customer tier {customer['tier']!r} is not a tier ({', '.join(tiers)})")
+    if customer.get("segment") not in (None, *segments):
+        yield _case(case, f"customer segment {customer['segment']!r} is not a named segment")
+    if expect.get("tier") not in (None, *tiers):
+        yield _case(case, f"expects tier {expect['tier']!r}, which is not a tier")
+    for offer in expect.get("offers") or ():
         if offer not in offers:
-            yield finding(
-                "unknown-reference",
-                case.file,
-                case.line,
-                f"{where}: expects offer {offer!r}, which is not in the offer catalogue",
-            )
+            yield _case(case, f"expects offer {offer!r}, which is not in the offer catalogue")
     campaign = ruleset.campaign(case.campaign)
     names = {rule.name for rule in campaign.rules} if campaign else set()
-    for name in case.expect.get("rules") or []:
+    for name in expect.get("rules") or ():
         if name not in names:
-            yield finding(
-                "unknown-reference",
-                case.file,
-                case.line,
-                f"{where}: expects rule {name!r}, which campaign {case.campaign!r} does not have",
+            yield _case(
+                case, f"expects rule {name!r}, which campaign {case.campaign!r} does not have"
             )
+
+
+def _case(case: RuleCase, message: str) -> Finding:
+    return finding("unknown-reference", case.file, case.line, f"case {case.name!r}: {message}")
 
 
 # -- never-holds
@@ -136,9 +188,8 @@ def _never_holds(ruleset: RuleSet) -> Iterator[Finding]:
     for rule in ruleset.rules:
         reason = never_holds(rule.condition, enumerations)
         if reason is not None:
-            yield finding(
-                "never-holds", rule.file, rule.line, f"rule {rule.name!r} can never fire: {reason}"
-            )
+            message = f"rule {rule.name!r} can never fire: {reason}"
+            yield finding("never-holds", rule.file, rule.line, message)
 
 
 # -- campaign-ended
@@ -161,9 +212,9 @@ def _ended(ruleset: RuleSet, lines: Lines, now: datetime) -> Iterator[Finding]:
 # -- budget-below-award
 
 
-def _fixed_award(spec: PointsFormula, programme: Programme) -> int | None:
-    """The smallest award a fixed-points formula gives, or None for a variable one."""
-    if spec.of is not None:
+def _fixed_award(spec: EffectSpec, programme: Programme) -> int | None:
+    """The smallest award a fixed-points formula gives, or None for any other effect."""
+    if not isinstance(spec, PointsFormula) or spec.of is not None:
         return None
     multiplier = spec.multiplier
     if spec.tier_multiplier and spec.to == "customer" and programme.tiers.levels:
@@ -178,12 +229,8 @@ def _budgets(ruleset: RuleSet, lines: Lines) -> Iterator[Finding]:
         if budget is None:
             continue
         for rule in campaign.rules:
-            awards = [
-                _fixed_award(s, ruleset.programme)
-                for s in rule.effects
-                if isinstance(s, PointsFormula)
-            ]
-            fixed = sum(a for a in awards if a is not None)
+            awards = (_fixed_award(s, ruleset.programme) for s in rule.effects)
+            fixed = sum(award for award in awards if award is not None)
             if budget.points is not None and fixed > budget.points:
                 yield finding(
                     "budget-below-award",
@@ -222,7 +269,7 @@ def _guarded(condition: Condition) -> bool:
 def _referrals(ruleset: RuleSet) -> Iterator[Finding]:
     require_new = ruleset.programme.referrals.require_new_referee
     for rule in ruleset.rules:
-        awarded = recipients(rule)
+        awarded = _recipients(rule)
         if not awarded or _guarded(rule.condition):
             continue
         if rule.event_type == "referral" and not require_new:
@@ -251,8 +298,7 @@ def _expiry(programme: Programme, lines: Lines) -> Iterator[Finding]:
     policy = programme.points
     if policy.expire_after is None or policy.pending_days <= 0:
         return
-    pending = timedelta(days=policy.pending_days)
-    if policy.expire_after <= pending:
+    if policy.expire_after <= timedelta(days=policy.pending_days):
         yield finding(
             "expiry-before-pending",
             PROGRAMME_FILE,
@@ -261,4 +307,94 @@ def _expiry(programme: Programme, lines: Lines) -> Iterator[Finding]:
             f"points expire {policy.expire_after.days} day(s) after they are earned, but are "
             f"held pending for {policy.pending_days} day(s): they expire before the member "
             "can spend them",
+        )
+
+
+# -- equal-priority-overlap and order-dependent
+
+
+def _windows_overlap(first: Campaign, second: Campaign) -> bool:
+    def before(start: datetime | None, end: datetime | None) -> bool:
+        return start is None or end is None or start < end
+
+    return before(first.active_from, second.active_until) and before(
+        second.active_from, first.active_until
+    )
+
+
+def _recipients(rule: Rule) -> set[str]:
+    return {spec.to for spec in rule.effects if isinstance(spec, PointsFormula)}
+
+
+def _interplay(first: Rule, second: Rule) -> str | None:
+    """How two rules' effects depend on which applies first, if they do."""
+    offers = {s.offer for s in first.effects if isinstance(s, OfferGrant)}
+    shared = sorted(offers & {s.offer for s in second.effects if isinstance(s, OfferGrant)})
+    if shared:
+        return f"both issue offer {shared[0]!r}"
+    grants = any(isinstance(s, TierGrant) for s in first.effects)
+    if grants and any(isinstance(s, TierGrant) for s in second.effects):
+        return "both move the member's tier, and the second sees the first's move"
+    for one, other in ((first, second), (second, first)):
+        added = {t for s in one.effects if isinstance(s, TagChange) for t in s.add}
+        removed = {t for s in other.effects if isinstance(s, TagChange) for t in s.remove}
+        if added & removed:
+            return f"one adds tag {sorted(added & removed)[0]!r} and the other removes it"
+    return None
+
+
+def _same_events(first: Rule, second: Rule, enumerations: Mapping[str, Any]) -> bool:
+    if first.event_type and second.event_type and first.event_type != second.event_type:
+        return False
+    return can_hold_together(first.condition, second.condition, enumerations)
+
+
+def _campaign_pairs(ruleset: RuleSet, lines: Lines) -> Iterator[Finding]:
+    tiers = tuple(level.name for level in ruleset.programme.tiers.levels)
+    enumerations = {"customer.tier": tiers} if tiers else {}
+    by_priority: dict[int, list[Campaign]] = {}
+    for campaign in sorted(ruleset.campaigns, key=lambda c: c.id):
+        by_priority.setdefault(campaign.priority, []).append(campaign)
+    for priority, campaigns in by_priority.items():
+        for index, first in enumerate(campaigns):
+            for second in campaigns[index + 1 :]:
+                if _windows_overlap(first, second):
+                    yield from _pair(first, second, priority, lines, enumerations)
+
+
+def _pair(
+    first: Campaign, second: Campaign, priority: int, lines: Lines, enumerations: Mapping[str, Any]
+) -> Iterator[Finding]:
+    line = lines.of(second.file, "priority") or second.line
+    overlap = interplay = None
+    for one in first.rules:
+        for other in second.rules:
+            award = overlap is None and bool(_recipients(one) & _recipients(other))
+            reason = _interplay(one, other) if interplay is None else None
+            if not (award or reason) or not _same_events(one, other, enumerations):
+                continue
+            if award:
+                overlap = (one, other)
+            if reason:
+                interplay = (one, other, reason)
+    if overlap is not None:
+        one, other = overlap
+        on = f"{one.event_type or other.event_type or 'the same'} events"
+        yield finding(
+            "equal-priority-overlap",
+            second.file,
+            line,
+            f"campaigns {first.id!r} and {second.id!r} both award points on {on} at priority "
+            f"{priority} (rules {one.name!r} and {other.name!r}); both apply, in campaign-id "
+            "order. Give one a higher priority, or make their conditions exclusive",
+        )
+    if interplay is not None:
+        one, other, reason = interplay
+        yield finding(
+            "order-dependent",
+            second.file,
+            line,
+            f"campaigns {first.id!r} and {second.id!r} have the same priority ({priority}) and "
+            f"{reason} (rules {one.name!r} and {other.name!r}): the outcome depends on their "
+            "ids, not on a declared priority. Give one a higher priority",
         )

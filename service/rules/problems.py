@@ -1,4 +1,5 @@
-"""Collecting every problem in a rule file, each with its file and line."""
+"""Collecting every problem in a rule file, each with its file and line, and the words
+problems are told in."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import difflib
 from collections.abc import Iterable
 from typing import Any
 
-from service.core.errors import RuleFileError, RuleProblem
+from service.core.errors import RuleProblem
 from service.rules.yaml_source import LocatedDict, LocatedList
 
 
@@ -18,11 +19,7 @@ class Problems:
     def add(self, line: int | None, message: str) -> None:
         self.found.append(RuleProblem(self.file, line, message))
 
-    def raise_if_any(self) -> None:
-        if self.found:
-            raise RuleFileError(self.found)
-
-    # Shape checks that report and return a safe default, so one pass finds every problem.
+    # Shape checks that report and return nothing, so one pass finds every problem.
 
     def mapping(self, value: Any, line: int, what: str) -> LocatedDict | None:
         if isinstance(value, LocatedDict):
@@ -33,26 +30,8 @@ class Problems:
     def sequence(self, value: Any, line: int, what: str) -> LocatedList | None:
         if isinstance(value, LocatedList):
             return value
-        if isinstance(value, list):  # a parser's own default, not read from a file
-            located = LocatedList(value)
-            located.line, located.item_lines = line, [line] * len(value)
-            return located
         self.add(line, f"{what} must be a list, got {kind_of(value)}")
         return None
-
-    def unknown_keys(self, mapping: LocatedDict, allowed: Iterable[str], what: str) -> None:
-        allowed = list(allowed)
-        for key in mapping:
-            if key not in allowed:
-                self.add(
-                    mapping.line_of(key), f"unknown key {key!r} in {what}{suggest(key, allowed)}"
-                )
-
-    def required(self, mapping: LocatedDict, keys: Iterable[str], what: str) -> bool:
-        missing = [key for key in keys if key not in mapping]
-        for key in missing:
-            self.add(mapping.line, f"{what} needs {key!r}")
-        return not missing
 
 
 def suggest(word: str, choices: Iterable[str]) -> str:

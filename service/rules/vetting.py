@@ -2,18 +2,22 @@
 
 service.rules.sandbox runs these in a child process for files the service did not read
 from its own disk at start (a dry run's, a reload's), so that a file that is slow or
-large to compile costs a child, not a worker.
+large to compile costs a child, not a worker. `loyalty rules check` runs this module as
+a child process (``python -m service.rules.vetting DIR``) to compare the engines on the
+embedded cases, since some rulesets make durable-rules hang rather than fail.
 """
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Mapping
 from datetime import datetime
 
 from service.core.errors import RuleFileError, RuleProblem
-from service.rules.cases import run_cases
+from service.rules.cases import run_case, run_cases
 from service.rules.lint import ERROR, Finding, lint
-from service.rules.loader import CAMPAIGN_DIR, load_rules
+from service.rules.loader import CAMPAIGN_DIR, LoadedRules, load_rules, load_rules_dir
 from service.rules.matchers import build_matcher
 from service.rules.reference import ReferenceMatcher
 
@@ -48,7 +52,6 @@ def check_files(
     ]
     if not problems and engine == "durable":
         from service.rules.durable_engine import EngineFailure
-        from service.rules.engine_probe import disagreements
 
         try:
             problems += disagreements(loaded)
@@ -57,3 +60,35 @@ def check_files(
     if problems:
         raise RuleFileError(problems)
     return tuple(f for f in findings if f.severity != ERROR)
+
+
+def disagreements(loaded: LoadedRules) -> list[RuleProblem]:
+    """The cases on which durable-rules and the reference decide differently."""
+    from service.rules.durable_engine import DurableMatcher
+
+    ruleset = loaded.ruleset
+    reference = ReferenceMatcher(ruleset.rules)
+    found = []
+    with DurableMatcher(ruleset.rules, ruleset.version) as durable:
+        for case in loaded.cases:
+            by_engine = run_case(ruleset, durable, case)
+            by_reference = run_case(ruleset, reference, case)
+            if by_engine.failure != by_reference.failure:
+                detail = (
+                    f"durable-rules: {by_engine.failure or 'passed'}; "
+                    f"reference: {by_reference.failure or 'passed'}"
+                )
+                message = f"{case.name}: engines disagree: {detail}"
+                found.append(RuleProblem(case.file, case.line, message))
+    return found
+
+
+def main(path: str) -> int:
+    loaded = load_rules_dir(path)
+    report = [p.as_dict() for p in disagreements(loaded)]
+    json.dump({"version": loaded.ruleset.version, "disagreements": report}, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1]))
