@@ -248,6 +248,10 @@ class CampaignFile(Section):
     active = Nested(Active)
     priority = WholeNumber("priority")
     budget = Nested(CampaignBudget)
+    exclusive_group = Text(
+        "exclusive_group",
+        description="campaigns of one group do not stack: only the highest priority pays",
+    )
     rules = Entries(Nested(RuleEntry), "rules", minimum=1, empty="`rules` is empty", required=True)
     tests = Entries(
         Nested(Case),
@@ -282,6 +286,7 @@ class CampaignFile(Section):
             active_until=active.get("active_until"),
             priority=data.get("priority", 0),
             budget=data.get("budget"),
+            exclusive_group=data.get("exclusive_group"),
             file=reading.get().problems.file,
             line=original.line,
         )

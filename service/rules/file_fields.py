@@ -148,9 +148,13 @@ class Number(Value):
 class Duration(Value):
     JSON = DURATION
 
+    def __init__(self, what: str = "", *, zero: bool = False, **kwargs: Any) -> None:
+        super().__init__(what, **kwargs)
+        self.zero = zero
+
     def check(self, value: Any, what: str) -> timedelta:
         try:
-            return parse_duration(value)
+            return parse_duration(value, zero=self.zero)
         except ValueError as error:
             raise ValidationError(f"{what}: {error}") from None
 
@@ -274,15 +278,22 @@ class Cron(Value):
 
 
 class Nested(Value):
-    """A section: a mapping whose keys a Section schema declares."""
+    """A section: a mapping whose keys a Section schema declares. ``word``, if given, is
+    also taken in place of the mapping (``expiry: never``) and loads as ``{word: True}``."""
 
-    def __init__(self, section: type[Section], what: str = "", **kwargs: Any) -> None:
+    def __init__(
+        self, section: type[Section], what: str = "", *, word: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(what or section.what, **kwargs)
         self.section = section()  # a schema loads any number of mappings
+        self.word = word
 
     def check(self, value: Any, what: str) -> Any:
+        if self.word is not None and value == self.word:
+            return {self.word: True}
         if not isinstance(value, LocatedDict):
-            raise ValidationError(f"{what} must be a mapping, got {kind_of(value)}")
+            also = f" or {self.word!r}" if self.word else ""
+            raise ValidationError(f"{what} must be a mapping{also}, got {kind_of(value)}")
         return self.section.load(value)
 
 

@@ -58,7 +58,12 @@ CAMPAIGN_SCHEMA = "campaign.schema.json"
 
 def _json(field: mm.Field, defs: dict[str, Json]) -> Json:  # type: ignore[type-arg]
     if isinstance(field, Nested):
-        return _object(field.section, defs)
+        mapping = _object(field.section, defs)
+        if field.word is None:
+            return mapping
+        # if/then/else, not oneOf: an editor then underlines the wrong key inside the
+        # mapping itself, not the whole section.
+        return {"if": {"type": "string"}, "then": {"const": field.word}, "else": mapping}
     if isinstance(field, Entries):
         return _list(_json(field.item, defs), field.minimum)
     if isinstance(field, Effect):

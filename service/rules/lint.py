@@ -6,6 +6,7 @@ Errors fail `loyalty rules check`; warnings fail it only with ``--strict``.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -28,7 +29,7 @@ from service.core.programme import (
 from service.rules.campaign_parser import RuleCase
 from service.rules.loader import PROGRAMME_FILE
 from service.rules.satisfiable import alternatives, can_hold_together, never_holds
-from service.rules.yaml_source import LocatedDict, YamlSyntaxError, load_yaml
+from service.rules.yaml_source import KeyLines
 
 ERROR, WARNING = "error", "warning"
 
@@ -47,6 +48,7 @@ LINTS: Mapping[str, tuple[str, str]] = {
     "budget-below-award": (ERROR, "a campaign budget smaller than one of its awards"),
     "referral-unguarded": (WARNING, "a referral reward with no new-customer guard"),
     "expiry-before-pending": (ERROR, "points that expire before their pending period ends"),
+    "exclusive-group-of-one": (WARNING, "an exclusive_group no other campaign shares"),
     "order-dependent": (
         WARNING,
         "equal-priority campaigns whose effects interact, so the outcome hangs on their ids",
@@ -75,27 +77,6 @@ def finding(lint_id: str, file: str, line: int | None, message: str) -> Finding:
     return Finding(lint_id, LINTS[lint_id][0], file, line, message)
 
 
-class Lines:
-    """Lines of keys in the rule files (the intermediate form keeps only a few)."""
-
-    def __init__(self, files: Mapping[str, str]) -> None:
-        self._files = files
-        self._parsed: dict[str, Any] = {}
-
-    def of(self, file: str, *keys: str) -> int | None:
-        if file not in self._parsed:
-            try:
-                self._parsed[file] = load_yaml(self._files.get(file, ""))
-            except YamlSyntaxError:
-                self._parsed[file] = None
-        node, line = self._parsed[file], None
-        for key in keys:
-            if not isinstance(node, LocatedDict) or key not in node:
-                return line
-            line, node = node.line_of(key), node[key]
-        return line
-
-
 _ROUNDING = {"floor": ROUND_FLOOR, "ceil": ROUND_CEILING, "nearest": ROUND_HALF_UP}
 _NEW_CUSTOMER_GUARDS = (
     ("customer.is_new", "eq", True),
@@ -108,7 +89,7 @@ _NEW_CUSTOMER_GUARDS = (
 
 def lint(ruleset: RuleSet, cases: Iterable[RuleCase], *, now: datetime) -> list[Finding]:
     """Every finding, sorted by file and line."""
-    lines = Lines(ruleset.files)
+    lines = KeyLines(ruleset.files)
     findings = [
         *_unknown_references(ruleset, list(cases)),
         *_never_holds(ruleset),
@@ -117,6 +98,7 @@ def lint(ruleset: RuleSet, cases: Iterable[RuleCase], *, now: datetime) -> list[
         *_budgets(ruleset, lines),
         *_referrals(ruleset),
         *_expiry(ruleset.programme, lines),
+        *_groups_of_one(ruleset, lines),
     ]
     return sorted(findings, key=lambda f: (f.file, f.line or 0, f.lint, f.message))
 
@@ -192,10 +174,22 @@ def _never_holds(ruleset: RuleSet) -> Iterator[Finding]:
             yield finding("never-holds", rule.file, rule.line, message)
 
 
+# -- exclusive-group-of-one
+
+
+def _groups_of_one(ruleset: RuleSet, lines: KeyLines) -> Iterator[Finding]:
+    groups = Counter(c.exclusive_group for c in ruleset.campaigns if c.exclusive_group)
+    for c in ruleset.campaigns:
+        if c.exclusive_group and groups[c.exclusive_group] == 1:
+            message = f"campaign {c.id!r} is alone in exclusive_group {c.exclusive_group!r}"
+            line = lines.of(c.file, "exclusive_group") or c.line
+            yield finding("exclusive-group-of-one", c.file, line, message)
+
+
 # -- campaign-ended
 
 
-def _ended(ruleset: RuleSet, lines: Lines, now: datetime) -> Iterator[Finding]:
+def _ended(ruleset: RuleSet, lines: KeyLines, now: datetime) -> Iterator[Finding]:
     for campaign in ruleset.campaigns:
         until = campaign.active_until
         if until is not None and until <= now:
@@ -223,7 +217,7 @@ def _fixed_award(spec: EffectSpec, programme: Programme) -> int | None:
     return min(points, spec.max) if spec.max is not None else points
 
 
-def _budgets(ruleset: RuleSet, lines: Lines) -> Iterator[Finding]:
+def _budgets(ruleset: RuleSet, lines: KeyLines) -> Iterator[Finding]:
     for campaign in ruleset.campaigns:
         budget = campaign.budget
         if budget is None:
@@ -294,7 +288,7 @@ def _referrals(ruleset: RuleSet) -> Iterator[Finding]:
 # -- expiry-before-pending
 
 
-def _expiry(programme: Programme, lines: Lines) -> Iterator[Finding]:
+def _expiry(programme: Programme, lines: KeyLines) -> Iterator[Finding]:
     policy = programme.points
     if policy.expire_after is None or policy.pending_days <= 0:
         return
@@ -349,7 +343,7 @@ def _same_events(first: Rule, second: Rule, enumerations: Mapping[str, Any]) -> 
     return can_hold_together(first.condition, second.condition, enumerations)
 
 
-def _campaign_pairs(ruleset: RuleSet, lines: Lines) -> Iterator[Finding]:
+def _campaign_pairs(ruleset: RuleSet, lines: KeyLines) -> Iterator[Finding]:
     tiers = tuple(level.name for level in ruleset.programme.tiers.levels)
     enumerations = {"customer.tier": tiers} if tiers else {}
     by_priority: dict[int, list[Campaign]] = {}
@@ -363,7 +357,11 @@ def _campaign_pairs(ruleset: RuleSet, lines: Lines) -> Iterator[Finding]:
 
 
 def _pair(
-    first: Campaign, second: Campaign, priority: int, lines: Lines, enumerations: Mapping[str, Any]
+    first: Campaign,
+    second: Campaign,
+    priority: int,
+    lines: KeyLines,
+    enumerations: Mapping[str, Any],
 ) -> Iterator[Finding]:
     line = lines.of(second.file, "priority") or second.line
     overlap = interplay = None
@@ -377,7 +375,8 @@ def _pair(
                 overlap = (one, other)
             if reason:
                 interplay = (one, other, reason)
-    if overlap is not None:
+    stack = first.exclusive_group is None or first.exclusive_group != second.exclusive_group
+    if overlap is not None and stack:  # one exclusive group never pays both
         one, other = overlap
         on = f"{one.event_type or other.event_type or 'the same'} events"
         yield finding(

@@ -81,12 +81,14 @@ class Pending(Section):
     days = WholeNumber("pending.days")
 
 
-def _points(expiry: Any = None, pending: Any = None) -> PointsPolicy:
+def _points(expiry: Any = None, pending: Any = None, **options: Any) -> PointsPolicy:
     expiry, pending = expiry or {}, pending or {}
+    never = expiry.get("never", False)
     return PointsPolicy(
-        expire_after=expiry.get(
-            "after", None if "fixed" in expiry else PointsPolicy().expire_after
-        ),
+        **options,
+        expire_after=None
+        if never
+        else expiry.get("after", None if "fixed" in expiry else PointsPolicy().expire_after),
         warn_before=tuple(sorted(expiry.get("warn_before", ()), reverse=True)),
         pending_for=tuple(pending.get("pending_for", ())),
         pending_days=pending.get("days", 0),
@@ -97,14 +99,20 @@ def _points(expiry: Any = None, pending: Any = None) -> PointsPolicy:
 class Points(Section):
     what = "points"
     make = staticmethod(_points)
-    expiry = Nested(Expiry, allow_none=True)
+    expiry = Nested(Expiry, allow_none=True, word="never")
     pending = Nested(Pending, allow_none=True)
+    shortfall = OneOf(
+        ("debt", "forgive"),
+        "points.shortfall must be one of {choices}",
+        description="a clawback beyond the balance: debt (repaid by later earnings) or forgive",
+    )
+    transfers = Flag("points.transfers", description="members may give points to each other")
 
 
 class Review(Section):
     what = "tiers.review"
     review_every = Duration("review.every", data_key="every")
-    grace = Duration("review.grace")
+    grace = Duration("review.grace", zero=True)
 
 
 class Level(Section):
@@ -193,6 +201,8 @@ class RewardEntry(Section):
         "reward cost", 1, required=True, error_messages={"required": "a reward needs 'cost'"}
     )
     description = Description()
+    stock = WholeNumber("reward stock", description="how many there are to give, in all")
+    per_member = WholeNumber("reward per_member", 1, description="how many one member may have")
 
 
 class Referrals(Section):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -127,3 +128,25 @@ def _check_shape(text: str) -> None:
 
 def _line(event: yaml.Event) -> int | None:
     return event.start_mark.line + 1 if event.start_mark is not None else None
+
+
+class KeyLines:
+    """The lines of keys in rule files, read again on demand (the loaded rules keep only
+    a few), for messages about something a rule set's parts do together."""
+
+    def __init__(self, files: Mapping[str, str]) -> None:
+        self._files = files
+        self._parsed: dict[str, Any] = {}
+
+    def of(self, file: str, *keys: str) -> int | None:
+        if file not in self._parsed:
+            try:
+                self._parsed[file] = load_yaml(self._files.get(file, ""))
+            except YamlSyntaxError:
+                self._parsed[file] = None
+        node, line = self._parsed[file], None
+        for key in keys:
+            if not isinstance(node, LocatedDict) or key not in node:
+                return line
+            line, node = node.line_of(key), node[key]
+        return line

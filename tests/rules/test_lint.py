@@ -19,6 +19,38 @@ PROGRAM = (RULES_DIR / "program.yaml").read_text(encoding="utf-8")
 CASE = "tests: [{name: t, event: {type: purchase, amount: 1, occurred_at: 2026-12-02T10:00:00+08:00}, expect: {}}]"
 
 
+# Two campaigns that do not stack (exclusive_group), each with a case.
+STACKING = {
+    "program.yaml": PROGRAM,
+    "campaigns/welcome-big.yaml": """\
+campaign: welcome-big
+priority: 5
+exclusive_group: welcome
+rules:
+  - name: big
+    when: {type: purchase}
+    then: [award_points: 100]
+tests:
+  - name: the bigger welcome pays alone
+    event: {type: purchase, amount: 10, occurred_at: 2026-12-02T10:00:00+08:00}
+    expect: {points: 100, rules: [big]}
+""",
+    "campaigns/welcome-small.yaml": """\
+campaign: welcome-small
+priority: 1
+exclusive_group: welcome
+rules:
+  - name: small
+    when: {type: purchase}
+    then: [award_points: 10]
+tests:
+  - name: outranked by the bigger welcome
+    event: {type: purchase, amount: 10, occurred_at: 2026-12-02T10:00:00+08:00}
+    expect: {points: 0}
+""",
+}
+
+
 def campaign(name: str, rules: str, head: str = "", tests: str = CASE) -> dict[str, str]:
     """A campaign file: `head` lines (priority, active, budget), then `rules`, then tests."""
     text = f"campaign: {name}\n{head}rules:\n{rules}{tests}\n"
@@ -286,3 +318,12 @@ def test_every_lint_has_a_severity_and_a_test() -> None:
         assert severity in ("error", "warning")
         assert what
         assert f'"{lint_id}"' in source, f"no test names {lint_id}"
+
+
+def test_lint_flags_an_exclusive_group_of_one() -> None:
+    big, small = STACKING["campaigns/welcome-big.yaml"], STACKING["campaigns/welcome-small.yaml"]
+    found = findings({"campaigns/welcome-big.yaml": big})
+    assert ids(found) == ["exclusive-group-of-one"]
+    assert found[0].line == 3
+    pair = {"campaigns/welcome-big.yaml": big, "campaigns/welcome-small.yaml": small}
+    assert ids(findings(pair)) == []
