@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
-from service.application.apply_event import Clock, apply_group
+from service.application.apply_event import apply_group
 from service.application.group_commit import GroupCommit
-from service.application.ports import UnitOfWork
+from service.application.ports import Clock, UnitOfWork
 from service.application.rules_runtime import RulesRuntime
 from service.core.evaluation import Matcher
 from service.core.programme import RuleSet

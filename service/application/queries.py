@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from service.application.apply_event import Clock, UnitOfWorkFactory
 from service.application.offers import offer_view
+from service.application.ports import Clock, UnitOfWorkFactory
 from service.application.rules_runtime import ActiveRules
 from service.core.errors import NotFound
 from service.core.tiers import progress
