@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
-from service.application.apply_event import Clock, apply_group
+from service.application.apply_event import apply_group
 from service.application.group_commit import GroupCommit
-from service.application.ports import UnitOfWork
-from service.application.rules_runtime import RulesRuntime
+from service.application.ports import Clock, UnitOfWork
+from service.application.rules_runtime import MatcherFactory, RulesRuntime
 from service.clock import system_clock
 from service.core.evaluation import Matcher
 from service.core.programme import RuleSet
@@ -68,24 +68,40 @@ def _log_fallback(reason: str) -> None:
     log.warning("rule engine failed on an event; the reference engine answered: %s", reason)
 
 
+def matcher_factory(
+    settings: Settings, on_engine_fallback: Callable[[str], None] = _log_fallback
+) -> MatcherFactory:
+    """How each rules version gets its matcher: the configured engine, timed."""
+
+    def matcher_for(ruleset: RuleSet) -> Matcher:
+        return TimedMatcher(
+            build_matcher(ruleset.rules, ruleset.version, settings.engine, on_engine_fallback)
+        )
+
+    return matcher_for
+
+
 def build_services(
     settings: Settings,
     *,
     clock: Clock = system_clock,
     on_engine_fallback: Callable[[str], None] = _log_fallback,
     load_rules: bool = True,
+    db: Engine | None = None,
+    rules: RulesRuntime | None = None,
 ) -> Services:
-    def matcher_for(ruleset: RuleSet) -> Matcher:
-        return TimedMatcher(
-            build_matcher(ruleset.rules, ruleset.version, settings.engine, on_engine_fallback)
-        )
-
-    db = make_engine(settings.database_url)
-    metrics.count_database_calls(db)
+    """``db`` and ``rules`` are for a caller that shares them between many Services (the
+    tests: one engine per database, each rules version compiled once); such an engine's
+    statements are the caller's to count (metrics.count_database_calls), once."""
+    if db is None:
+        db = make_engine(settings.database_url)
+        metrics.count_database_calls(db)
     services = Services(
         settings=settings,
         db=db,
-        rules=RulesRuntime(matcher_for),
+        rules=rules
+        if rules is not None
+        else RulesRuntime(matcher_factory(settings, on_engine_fallback)),
         clock=clock,
         on_engine_fallback=on_engine_fallback,
     )

@@ -1,7 +1,7 @@
 """`loyalty scheduler`: the jobs on their schedules, in a process of its own.
 
 Never started inside gunicorn workers. A scheduler waits for the leader lock
-(service.leader), then runs APScheduler's BlockingScheduler with one entry per job,
+(service.storage.leader), then runs APScheduler's BlockingScheduler with one entry per job,
 checking before every run that it still leads; if it loses the lock it stops and waits
 again. A second scheduler waits and takes over when the first dies. Every job is
 idempotent, so even two acting at once would do no harm.
@@ -28,16 +28,16 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from service.application.job_ports import JobUnitOfWorkFactory
 from service.application.jobs import JobContext, JobFailed, run_job
+from service.application.jobs.context import JobUnitOfWorkFactory
 from service.application.outbox import OutboxPolicy
 from service.bootstrap import Services
 from service.channels import build_channels
 from service.core.schedules import JobSchedule, job_schedules
-from service.leader import LeaderLock
 from service.observability import metrics
 from service.rules.channel_check import log_unconfigured_channels
 from service.settings import parse_metrics_address
+from service.storage.leader import LeaderLock
 
 log = logging.getLogger("loyalty.scheduler")
 
@@ -223,7 +223,7 @@ def run_scheduler(services: Services) -> int:
     """`loyalty scheduler`: lead when possible until SIGTERM or SIGINT."""
     import signal
 
-    from service.leader import leader_lock
+    from service.storage.leader import leader_lock
 
     ruleset = services.rules.active.ruleset
     log_unconfigured_channels(ruleset, services.settings.messaging.channel_names(), log)

@@ -24,6 +24,7 @@ from service.application.members import segment_after, update_member
 from service.application.messages import event_messages, mark_duplicates
 from service.application.ports import (
     Changes,
+    Clock,
     ConnectionLost,
     DuplicateEvent,
     IssuedOffer,
@@ -34,7 +35,6 @@ from service.application.ports import (
     StoredEvent,
     TierMove,
     Transaction,
-    UnitOfWork,
 )
 from service.application.posting import post_awards, spent_from_budgets
 from service.application.refunds import apply_held_refunds, referrer_awards_of, refund_order
@@ -57,9 +57,7 @@ from service.event_schema import event_to_json
 
 log = logging.getLogger(__name__)
 
-UnitOfWorkFactory = Callable[[], UnitOfWork]
 EventUnitOfWorkFactory = Callable[[], Transaction[EventStore]]
-Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from service.application.apply_event import UnitOfWorkFactory
+from service.application.ports import UnitOfWorkFactory
 from service.application.rules_runtime import ActiveRules
 from service.core.evaluation import BudgetUse
 from service.core.programme import Budget

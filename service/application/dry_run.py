@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from service.application.apply_event import Clock, UnitOfWorkFactory
 from service.application.gather import Gathered, decide, gather
-from service.application.ports import MemberRecord, Posting
+from service.application.ports import Clock, MemberRecord, Posting, UnitOfWorkFactory
 from service.application.posting import post_clawback
 from service.application.rules_runtime import ActiveRules, RulesRuntime
 from service.core.effects import Effect, Evaluation

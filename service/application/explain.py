@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -23,7 +23,7 @@ from service.application.ports import (
     MemberHistory,
     MemberRecord,
     StoredEvent,
-    UnitOfWork,
+    UnitOfWorkFactory,
 )
 from service.application.rules_runtime import ActiveRules, RulesRuntime
 from service.application.traces import budgets_from_json, snapshot_from_json
@@ -37,7 +37,6 @@ from service.rules.loader import load_rules
 from service.rules.reference import ReferenceMatcher
 from service.rules.snippets import campaign_header, rule_text
 
-UnitOfWorkFactory = Callable[[], UnitOfWork]
 RECORDED, RECONSTRUCTED, HYPOTHETICAL = "recorded", "reconstructed", "hypothetical"
 
 

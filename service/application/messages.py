@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from service.application.job_ports import JobUnitOfWorkFactory
 from service.application.ports import IssuedOffer, NewMessage, StoredMessage
 from service.core.effects import ChangeTier, Effect, SendMessage
 from service.core.errors import NotFound
@@ -19,6 +18,9 @@ from service.core.events import Event
 from service.core.expiry import ExpiryWarning
 from service.core.messaging import TRANSACTIONAL
 from service.core.programme import Programme
+
+if TYPE_CHECKING:  # the jobs import this module (through the outbox and the event path)
+    from service.application.jobs.context import JobUnitOfWorkFactory
 
 # System messages go by the channel LOYALTY_MESSAGE_CHANNEL names, resolved at dispatch.
 DEFAULT_CHANNEL = "default"

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.application.apply_event import Clock, UnitOfWorkFactory
-from service.application.ports import MemberOffer
+from service.application.ports import Clock, MemberOffer, UnitOfWorkFactory
 from service.core.errors import NotFound, OfferUnavailable
 
 

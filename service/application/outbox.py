@@ -15,13 +15,16 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from service.application.delivery import Channel, Delivery, DeliveryFailed
-from service.application.job_ports import JobUnitOfWork, JobUnitOfWorkFactory
 from service.application.messages import DEFAULT_CHANNEL
 from service.application.ports import StoredMessage
 from service.core.messaging import DEFER, SUPPRESS, Pending, decide, history_span
 from service.core.programme import Programme
+
+if TYPE_CHECKING:  # jobs.context imports this module: a JobContext holds an OutboxPolicy
+    from service.application.jobs.context import JobUnitOfWork, JobUnitOfWorkFactory
 
 DUE = ("queued", "deferred")
 log = logging.getLogger("loyalty.outbox")

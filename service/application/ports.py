@@ -6,7 +6,7 @@ session, a row or a dialect.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -466,6 +466,9 @@ class Transaction(Protocol[StoreT_co]):
 
 
 UnitOfWork = Transaction[LoyaltyStore]
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+# Wall time, wherever a use case needs "now"; tests give a clock they set.
+Clock = Callable[[], datetime]
 
 
 class DuplicateEvent(Exception):

@@ -9,8 +9,8 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from service.application.apply_event import Clock, UnitOfWorkFactory
 from service.application.budgets import budgets_view
+from service.application.ports import Clock, UnitOfWorkFactory
 from service.application.rules_runtime import ActiveRules
 from service.core.errors import NotFound
 from service.core.evaluation import ordered

@@ -9,7 +9,6 @@ set, so live events, batches, replays and rules diffs refund alike.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
@@ -18,6 +17,7 @@ from service.application.members import move_tier
 from service.application.messages import event_messages, mark_duplicates
 from service.application.ports import (
     Changes,
+    Clock,
     HeldRefund,
     MemberRecord,
     OrderRecord,
@@ -36,8 +36,6 @@ from service.application.working_set import WorkingSet
 from service.core.effects import AwardPoints, ChangeTier, Effect
 from service.core.events import Event
 from service.core.tiers import refund_change, refunded_value
-
-Clock = Callable[[], datetime]
 
 
 def refund_order(

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.application.apply_event import Clock, UnitOfWorkFactory
-from service.application.ports import LedgerLine, MemberRecord, Posting, Redemption
+from service.application.ports import (
+    Clock,
+    LedgerLine,
+    MemberRecord,
+    Posting,
+    Redemption,
+    UnitOfWorkFactory,
+)
 from service.application.posting import DEBT_PAID, REDEEMED, REDEMPTION_REVERSED
 from service.application.rules_runtime import ActiveRules
 from service.core.errors import EventConflict, NotFound, RewardUnavailable

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from service.application.ports import UnitOfWork
+from service.application.ports import Clock, UnitOfWorkFactory
 from service.application.rules_runtime import RulesRuntime
 from service.core.errors import RuleFileError
 from service.rules.lint import Finding
@@ -28,8 +28,6 @@ from service.rules.loader import read_rules_dir, version_of
 
 log = logging.getLogger("loyalty.rules")
 
-UnitOfWorkFactory = Callable[[], UnitOfWork]
-Clock = Callable[[], datetime]
 # Checks files as a reload must (cases, lint, engine) as of a moment; raises
 # RuleFileError, or returns the lint warnings.
 RulesVetting = Callable[[Mapping[str, str], datetime], tuple[Finding, ...]]

@@ -119,7 +119,7 @@ def live_server(
     config: Path | None = None,
 ) -> Iterator[LiveServer]:
     """`loyalty serve` on a free port; yielded once /readyz answers 200 and every worker
-    is up; stopped (SIGTERM, bounded wait) after."""
+    is up; stopped (quick shutdown, bounded wait) after."""
     port = free_port()
     log = directory / f"{name}.log"
     argv = [str(LOYALTY), "serve", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
@@ -163,9 +163,12 @@ def wait_until_ready(server: LiveServer) -> None:
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
+    """gunicorn's quick shutdown (SIGQUIT): a second where SIGTERM's graceful one takes
+    nearly three. Nothing a test checks is left in flight by then; the graceful stop is
+    test_crash_safety's subject, which sends SIGTERM itself."""
     if process.poll() is not None:
         return
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signal.SIGQUIT)
     try:
         process.wait(timeout=STOP_WITHIN_S)
     except subprocess.TimeoutExpired:

@@ -40,6 +40,10 @@ from service.storage.migrate import upgrade
 from service.storage.tables import campaign_budgets, members, outbox
 from tests.conftest import RULES_DIR, FixedClock
 
+# One worker runs the module: its fixtures (a git repository, both versions applied for
+# real, the CLI's report) are made once a run, not once on each worker.
+pytestmark = pytest.mark.xdist_group("rules-diff")
+
 EVENTS = 90
 MEMBERS = 12
 

@@ -38,6 +38,10 @@ from service.rules.durable_engine import MATCHES_REASON, DurableMatcher, EngineF
 from service.rules.matchers import FallbackMatcher
 from service.rules.reference import ReferenceMatcher
 
+# One worker runs the whole module, so the children (three of them spinning a core each
+# until cut at HANG_SECONDS) are started once a run, not once per worker.
+pytestmark = pytest.mark.xdist_group("durable-children")
+
 HANG_SECONDS = 10.0  # generous: the control steps before each hang must finish on a busy machine
 # Children that end by themselves (a MemoryError, a crash) get this long, so a busy machine
 # cannot make them look hung; only the children expected to hang are cut at HANG_SECONDS.

@@ -18,11 +18,10 @@ from sqlalchemy.pool import NullPool
 from werkzeug.test import TestResponse
 
 from service.api.app import create_app
-from service.bootstrap import Services, build_services
+from service.bootstrap import Services
 from service.settings import Settings
 from service.storage.tables import ledger_entries, members, point_lots
-from tests.conftest import AUTH, RULES_DIR, FixedClock
-from tests.databases import empty_tables
+from tests.conftest import AUTH, RULES_DIR, FixedClock, fresh_services
 
 PROBLEM_JSON = "application/problem+json"
 WEDNESDAY = "2026-12-02T10:00:00+08:00"
@@ -151,24 +150,28 @@ def ledger_rows(engine: Engine, customer_id: str) -> list[dict[str, Any]]:
 def assert_balanced(engine: Engine, customer_id: str) -> dict[str, int]:
     """The promise: balance = sum of ledger points = what is left in the lots; debt = sum of
     ledger debt; nothing below zero. Returns the member's balances."""
+    of_member = ledger_entries.c.customer_id == customer_id
+    of_lots = point_lots.c.customer_id == customer_id
+    sums = (  # one round trip: the member's row and the sums beside it
+        select(func.coalesce(func.sum(ledger_entries.c.points), 0)).where(of_member),
+        select(func.coalesce(func.sum(ledger_entries.c.debt), 0)).where(of_member),
+        select(func.coalesce(func.sum(point_lots.c.remaining), 0)).where(of_lots),
+        select(func.count()).where(of_lots, point_lots.c.remaining < 0),
+    )
+    names = ("ledger_points", "ledger_debt", "lots_left", "negative_lots")
     with engine.connect() as connection:
         row = (
-            connection.execute(select(members).where(members.c.customer_id == customer_id))
+            connection.execute(
+                select(
+                    members,
+                    *(q.scalar_subquery().label(n) for q, n in zip(sums, names, strict=True)),
+                ).where(members.c.customer_id == customer_id)
+            )
             .mappings()
             .one()
         )
-        ledger_points, ledger_debt = connection.execute(
-            select(
-                func.coalesce(func.sum(ledger_entries.c.points), 0),
-                func.coalesce(func.sum(ledger_entries.c.debt), 0),
-            ).where(ledger_entries.c.customer_id == customer_id)
-        ).one()
-        lots_left, negative_lots = connection.execute(
-            select(
-                func.coalesce(func.sum(point_lots.c.remaining), 0),
-                func.count().filter(point_lots.c.remaining < 0),
-            ).where(point_lots.c.customer_id == customer_id)
-        ).one()
+    ledger_points, ledger_debt = row["ledger_points"], row["ledger_debt"]
+    lots_left, negative_lots = row["lots_left"], row["negative_lots"]
     balance = row["points_available"] + row["points_pending"]
     assert row["points_available"] >= 0
     assert row["points_pending"] >= 0
@@ -281,14 +284,9 @@ def write_rules(directory: Path, campaigns: dict[str, str], *, keep_examples: bo
 
 @contextmanager
 def services_for(settings: Settings, clock: FixedClock | None = None) -> Iterator[Services]:
-    """Services on settings of the test's own, on an emptied database."""
-    built = build_services(settings, clock=clock or FixedClock())
-    try:
-        empty_tables(built.db)
-        built.reload_rules()
-        yield built
-    finally:
-        built.db.dispose()
+    """Services on settings of the test's own, on an emptied database (the session's
+    engine for it, and its rules compiled once a session)."""
+    yield fresh_services(settings, clock or FixedClock())
 
 
 def app_for(services: Services) -> Flask:

@@ -3,84 +3,25 @@ in-memory store and against SQLite and PostgreSQL: the same promises on all thre
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-
 import pytest
-from sqlalchemy import func, select
 
 from service.application.apply_event import (
     EventOutcome,
-    EventUnitOfWorkFactory,
     apply_batch,
     apply_event,
     apply_group,
 )
-from service.application.memory_store import MemoryDatabase
-from service.application.rules_runtime import ActiveRules, RulesRuntime
 from service.core.errors import EventConflict
 from service.core.events import Event
 from service.event_schema import parse_event
-from service.rules.loader import read_rules_dir
-from service.rules.matchers import build_matcher
-from service.settings import Settings
-from service.storage.tables import ledger_entries, members, point_lots
-from tests.conftest import RULES_DIR, FixedClock
-from tests.service.helpers import event, purchase, refund, services_for
+from tests.conftest import EventPath
+from tests.service.helpers import event, purchase, refund
 
 
-@dataclass
-class EventPath:
-    uow: EventUnitOfWorkFactory
-    rules: ActiveRules
-    clock: FixedClock
-    balance: Callable[[str], tuple[int, int, int]]  # (member's available, ledger sum, lots left)
-
-
-@pytest.fixture(scope="module")
-def example_rules() -> ActiveRules:
-    runtime = RulesRuntime(
-        lambda ruleset: build_matcher(ruleset.rules, ruleset.version, "reference", lambda _: None)
-    )
-    return runtime.load(read_rules_dir(str(RULES_DIR)))
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-def path(request: pytest.FixtureRequest, example_rules: ActiveRules) -> Iterator[EventPath]:
-    clock = FixedClock()
-    if request.param == "memory":
-        database = MemoryDatabase()
-
-        def memory_balance(customer_id: str) -> tuple[int, int, int]:
-            state = database.state
-            ledger = sum(line.points for c, _e, line in state.ledger if c == customer_id)
-            lots = sum(lot.remaining for c, lot in state.lots.values() if c == customer_id)
-            return state.members[customer_id].points_available, ledger, lots
-
-        yield EventPath(database.unit_of_work, example_rules, clock, memory_balance)
-        return
-    url = request.getfixturevalue(f"{request.param}_url")
-    settings = Settings(database_url=url, rules_dir=str(RULES_DIR), engine="reference")
-    with services_for(settings, clock) as services:
-
-        def sql_balance(customer_id: str) -> tuple[int, int, int]:
-            with services.db.connect() as connection:
-                available = connection.execute(
-                    select(members.c.points_available).where(members.c.customer_id == customer_id)
-                ).scalar_one()
-                ledger = connection.execute(
-                    select(func.coalesce(func.sum(ledger_entries.c.points), 0)).where(
-                        ledger_entries.c.customer_id == customer_id
-                    )
-                ).scalar_one()
-                lots = connection.execute(
-                    select(func.coalesce(func.sum(point_lots.c.remaining), 0)).where(
-                        point_lots.c.customer_id == customer_id
-                    )
-                ).scalar_one()
-            return int(available), int(ledger), int(lots)
-
-        yield EventPath(services.uow, example_rules, clock, sql_balance)
+@pytest.fixture
+def path(event_path: EventPath) -> EventPath:
+    """The in-memory store, SQLite and PostgreSQL in turn (tests/conftest.py)."""
+    return event_path
 
 
 def parsed(body: dict[str, object]) -> Event:
@@ -174,3 +115,38 @@ def test_a_group_decides_as_one_event_after_another(path: EventPath) -> None:
         apply_event(path.uow, path.rules, one, path.clock)
     assert path.balance("lee") == path.balance("ned") == (10, 10, 10)
     assert path.balance("kim")[0] == path.balance("max")[0]
+
+
+def test_a_batch_whose_transaction_fails_is_applied_event_by_event(
+    memory_path: EventPath,
+) -> None:
+    # The batch's one transaction fails at commit (a lost connection, a deadlock): it is
+    # rolled back whole, and each event is then applied in its own transaction. What the
+    # use case does then is no database's business: the in-memory store shows it.
+    path = memory_path
+    applied_before = parse_event(purchase("bea", "20"))
+    apply_event(path.uow, path.rules, applied_before, path.clock)
+    failed = []
+
+    def uow_failing_once():  # type: ignore[no-untyped-def]
+        uow = path.uow()
+        if not failed:
+            failed.append(True)
+
+            def commit() -> None:
+                raise ConnectionError("the connection was lost")
+
+            uow.commit = commit  # type: ignore[method-assign]
+        return uow
+
+    batch = [
+        parse_event(purchase("bea", "30")),
+        applied_before,
+        parse_event(purchase("cy", "5")),
+    ]
+    outcomes = apply_batch(uow_failing_once, path.rules, batch, path.clock)
+
+    assert failed
+    assert [getattr(o, "status", None) for o in outcomes] == ["applied", "duplicate", "applied"]
+    assert path.balance("bea") == (20 + 30, 20 + 30, 20 + 30)
+    assert path.balance("cy") == (5, 5, 5)

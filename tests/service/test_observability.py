@@ -26,10 +26,10 @@ from sqlalchemy.exc import StatementError
 
 from service.application.rules_runtime import ActiveRules
 from service.bootstrap import Services, _log_fallback
-from service.leader import leader_lock
 from service.observability import metrics
 from service.observability.logging import JsonFormatter, request_id
 from service.scheduler import SchedulerProcess
+from service.storage.leader import leader_lock
 from service.storage.tables import outbox
 from tests.conftest import AUTH
 from tests.service.helpers import new_id, post, purchase

@@ -16,9 +16,9 @@ from sqlalchemy import select
 
 from service.bootstrap import Services
 from service.core.schedules import JobSchedule
-from service.leader import AdvisoryLock, LeaseLock, leader_lock
 from service.scheduler import SchedulerProcess, programme_schedules
 from service.storage.database import make_engine
+from service.storage.leader import AdvisoryLock, LeaseLock, leader_lock
 from service.storage.tables import job_runs
 from tests.service.jobs_helpers import EARN, context, services_on, write_programme
 

@@ -23,9 +23,9 @@ from sqlalchemy import func, insert, select
 from service.application.rules_runtime import ActiveRules
 from service.bootstrap import Services
 from service.core.schedules import JobSchedule
-from service.leader import leader_lock
 from service.scheduler import SchedulerProcess, serve_scheduler_metrics
 from service.settings import Settings, SettingsError, parse_metrics_address
+from service.storage.leader import leader_lock
 from service.storage.tables import outbox
 from tests.e2e.live import free_port
 from tests.service.helpers import new_id

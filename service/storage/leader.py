@@ -17,7 +17,7 @@ from typing import Protocol
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.pool import NullPool
 
-from service.application.job_ports import JobUnitOfWorkFactory
+from service.application.jobs.context import JobUnitOfWorkFactory
 
 log = logging.getLogger("loyalty.scheduler")
 LOCK_NAME = "loyalty-scheduler"
