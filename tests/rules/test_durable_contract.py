@@ -43,8 +43,18 @@ from service.rules.reference import ReferenceMatcher
 pytestmark = pytest.mark.xdist_group("durable-children")
 
 HANG_SECONDS = 10.0  # generous: the control steps before each hang must finish on a busy machine
+# A child expected to hang says so just before the call that hangs (HANGS_AFTER): still
+# running this long after that line, it has hung. What hangs spins a core, so it is cut
+# then rather than at HANG_SECONDS; a call that returned would have done so in
+# milliseconds.
+HANG_GRACE_SECONDS = 3.0
+HANGS_AFTER = {
+    "empty_and": "registered",
+    "equality_513": "512 registered",
+    "nex_alone": "guarded $nex fired once",
+}
 # Children that end by themselves (a MemoryError, a crash) get this long, so a busy machine
-# cannot make them look hung; only the children expected to hang are cut at HANG_SECONDS.
+# cannot make them look hung; only the children expected to hang are cut sooner.
 FINISH_SECONDS = 120.0
 EXPECTED_TO_FINISH = frozenset({"sid_cap", "delete_unacted_sid", "regex_dfa"})
 # Children whose outcome rests on memory the engine never initialised: glibc fills fresh
@@ -196,6 +206,36 @@ class Outcome:
         return self.returncode is not None and self.returncode < 0
 
 
+class Lines:
+    """A child's output, read as it comes, each line with the moment it came."""
+
+    def __init__(self, child: subprocess.Popen[str]) -> None:
+        self.lines: list[tuple[float, str]] = []
+        self._reader = threading.Thread(target=self._read, args=(child,), daemon=True)
+        self._reader.start()
+
+    def _read(self, child: subprocess.Popen[str]) -> None:
+        assert child.stdout is not None
+        with child.stdout:
+            for line in child.stdout:
+                self.lines.append((time.monotonic(), line))
+
+    def said_at(self, text: str) -> float | None:
+        return next((at for at, line in list(self.lines) if line == f"{text}\n"), None)
+
+    def text(self) -> str:
+        """Everything, once the child has ended (its end closes the pipe)."""
+        self._reader.join()
+        return "".join(line for _, line in self.lines)
+
+
+def deadline(name: str, lines: Lines, started: float) -> float:
+    if name in EXPECTED_TO_FINISH:
+        return started + FINISH_SECONDS
+    said = lines.said_at(HANGS_AFTER[name])
+    return started + HANG_SECONDS if said is None else said + HANG_GRACE_SECONDS
+
+
 @pytest.fixture(scope="module")
 def children(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Outcome]]:
     cwd = tmp_path_factory.mktemp("durable-children")
@@ -211,18 +251,20 @@ def children(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Out
         )
         for name, body in CHILDREN.items()
     }
+    output = {name: Lines(child) for name, child in running.items()}
     outcomes: dict[str, Outcome] = {}
     try:
-        for name, child in running.items():
-            budget = FINISH_SECONDS if name in EXPECTED_TO_FINISH else HANG_SECONDS
-            left = max(0.1, budget - (time.monotonic() - started))
-            try:
-                out, _ = child.communicate(timeout=left)
-                outcomes[name] = Outcome(child.returncode, out)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                out, _ = child.communicate()
-                outcomes[name] = Outcome(None, out)
+        while len(outcomes) < len(running):
+            for name, child in running.items():
+                if name in outcomes:
+                    continue
+                if child.poll() is not None:
+                    outcomes[name] = Outcome(child.returncode, output[name].text())
+                elif time.monotonic() > deadline(name, output[name], started):
+                    child.kill()
+                    child.wait()
+                    outcomes[name] = Outcome(None, output[name].text())
+            time.sleep(0.05)
         yield outcomes
     finally:
         for child in running.values():
