@@ -160,6 +160,11 @@ class PointsPolicy:
     fixed_expiry: tuple[int, int] | None = None
     expiry_timezone: str = "UTC"
     transfers: bool = False  # members may give points to each other
+    # What one point is worth in the programme's currency, for cost and liability in
+    # money; None: not set, and the reports give no money figures.
+    value: Decimal | None = None
+    # The share of outstanding points expected never to be redeemed (0 to 1).
+    expected_breakage: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,10 @@ VALUES: Mapping[str, Mapping[str, dict[str, Any]]] = {
         "currency": {"type": "string", "pattern": "^[A-Za-z]{3}$"},
         "timezone": {**TEXT, "description": "an IANA time zone such as Asia/Shanghai"},
     },
+    "points": {
+        "value": {**NUMBER_VALUE, "description": "what one point is worth in the currency"},
+        "expected_breakage": {**NUMBER_VALUE, "description": "a share from 0 to 1: 0.15"},
+    },
     "points.expiry": {
         "after": DURATION,
         "warn_before": json_list(DURATION),

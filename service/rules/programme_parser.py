@@ -89,7 +89,7 @@ def _points(root: LocatedDict, problems: Problems) -> PointsPolicy:
     section = problems.mapping(root["points"], root.line_of("points"), "points")
     if section is None:
         return PointsPolicy()
-    problems.unknown_keys(section, ("expiry", "pending"), "points")
+    problems.unknown_keys(section, ("expiry", "pending", "value", "expected_breakage"), "points")
     expire_after = PointsPolicy().expire_after
     warn_before: tuple[timedelta, ...] = ()
     fixed_expiry: tuple[int, int] | None = None
@@ -143,7 +143,23 @@ def _points(root: LocatedDict, problems: Problems) -> PointsPolicy:
         pending_days=pending_days,
         fixed_expiry=fixed_expiry,
         expiry_timezone=_zone_or_utc(root.get("timezone")),
+        value=_decimal_key(section, "value", problems),
+        expected_breakage=_decimal_key(section, "expected_breakage", problems, most=1)
+        or Decimal(0),
     )
+
+
+def _decimal_key(
+    section: LocatedDict, key: str, problems: Problems, most: int | None = None
+) -> Decimal | None:
+    """``points.value`` (a point's worth in the currency), ``points.expected_breakage``."""
+    if key not in section:
+        return None
+    number = read_decimal(problems, section[key], section.line_of(key), f"points.{key}")
+    if number is not None and most is not None and number > most:
+        problems.add(section.line_of(key), f"points.{key} must be at most {most}")
+        return None
+    return number
 
 
 def _month_day(value: Any, line: int, problems: Problems) -> tuple[int, int] | None:
