@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
@@ -17,6 +16,7 @@ from service.application.apply_event import Clock, apply_group
 from service.application.group_commit import GroupCommit
 from service.application.ports import UnitOfWork
 from service.application.rules_runtime import RulesRuntime
+from service.clock import system_clock
 from service.core.evaluation import Matcher
 from service.core.programme import RuleSet
 from service.observability import metrics
@@ -28,10 +28,6 @@ from service.storage.database import make_engine
 from service.storage.unit_of_work import SqlUnitOfWork
 
 log = logging.getLogger("loyalty")
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import Connection, Engine, create_engine, text
@@ -117,7 +117,7 @@ class LeaseLock:
         *,
         ttl: timedelta = timedelta(seconds=60),
         name: str = LOCK_NAME,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime],
     ) -> None:
         self.holder = holder
         self._uow = uow_factory
@@ -153,8 +153,14 @@ class LeaseLock:
 
 
 def leader_lock(
-    engine: Engine, uow_factory: JobUnitOfWorkFactory, holder: str, name: str = LOCK_NAME
+    engine: Engine,
+    uow_factory: JobUnitOfWorkFactory,
+    holder: str,
+    name: str = LOCK_NAME,
+    *,
+    clock: Callable[[], datetime],
 ) -> AdvisoryLock | LeaseLock:
+    """``clock``: what a lease's renewals and expiry are timed by (the scheduler's own)."""
     if engine.dialect.name == "postgresql":
         return AdvisoryLock(engine, holder, name)
-    return LeaseLock(uow_factory, holder, name=name)
+    return LeaseLock(uow_factory, holder, name=name, clock=clock)

@@ -228,7 +228,7 @@ def run_scheduler(services: Services) -> int:
     ruleset = services.rules.active.ruleset
     log_unconfigured_channels(ruleset, services.settings.messaging.channel_names(), log)
     ctx = job_context(services)
-    lock = leader_lock(services.db, ctx.uow, ctx.runner)
+    lock = leader_lock(services.db, ctx.uow, ctx.runner, clock=ctx.clock)
     process = SchedulerProcess(
         ctx,
         lock,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import current_app, request
+from flask import current_app, g, request
 
 from service.api.problems import ApiProblem
 from service.settings import ApiKey
@@ -44,12 +44,19 @@ def require(scope: str) -> Callable[[F], F]:
                 raise ApiProblem(
                     403, "Forbidden", f"this key lacks the {scope!r} scope", "forbidden"
                 )
+            g.api_key_name = key.name
             return view(*args, **kwargs)
 
         guarded.required_scope = scope  # type: ignore[attr-defined]
         return guarded  # type: ignore[return-value]
 
     return decorate
+
+
+def key_name() -> str:
+    """The name of the key that made this request (in a view guarded by `require`): what
+    the ledger and the erasure records say did it."""
+    return str(g.api_key_name)
 
 
 def require_also(scope: str) -> None:

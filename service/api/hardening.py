@@ -1,6 +1,6 @@
 """What a public HTTP edge needs beyond auth: per-key rate limits, failed
-authentication throttled per client address, CORS only for listed origins, ids in paths
-checked before any lookup, and request lines and headers within bounds (answered here as
+authentication throttled per client address, CORS only for listed origins, and request
+lines and headers within bounds (answered here as
 problem+json, below the larger limits gunicorn enforces itself in service/gunicorn_conf.py).
 What a JSON body may hold is checked where it is read (service.api.request_body).
 
@@ -16,7 +16,6 @@ guesses is cut short; requests with a valid key never draw on it.
 from __future__ import annotations
 
 import math
-import re
 import threading
 import time
 from collections.abc import Callable, Hashable
@@ -29,13 +28,9 @@ from service.api.auth import authenticate
 from service.api.problems import ApiProblem, problem
 from service.settings import Settings, parse_rate_limit
 
-# Any id a stored record can have: service.event_schema.ID (member ids stored before
-# URL_SAFE_ID held to this wider rule only); fullmatch, so "id\n" is no id either.
-GOOD_ID = re.compile(r"[\x21-\x7e]{1,128}")
 CORS_HEADERS = "Authorization, Content-Type, X-Request-ID"
 CORS_EXPOSED = "X-Request-ID, Retry-After"
 CORS_MAX_AGE_S = 600
-MAX_ROW_ID = 2**63 - 1  # numeric ids in paths are BIGINT keys
 MAX_BUCKETS = 10_000  # past this, buckets back to full are forgotten (they are as new)
 # gunicorn's default limits, enforced here so that the answer is problem+json; gunicorn
 # itself is set to twice these (service/gunicorn_conf.py) and answers text/html beyond.
@@ -112,19 +107,6 @@ def init_app(app: Flask, settings: Settings) -> None:
     @app.before_request
     def _harden() -> Response | None:
         _refuse_oversized_head()
-        for name, value in (request.view_args or {}).items():
-            if isinstance(value, str) and not GOOD_ID.fullmatch(value):
-                raise ApiProblem(
-                    404,
-                    "Not found",
-                    f"nothing has this {name}: ids are 1 to 128 printable ASCII characters "
-                    "without spaces",
-                    "not-found",
-                )
-            if isinstance(value, int) and not 0 <= value <= MAX_ROW_ID:
-                raise ApiProblem(
-                    404, "Not found", f"nothing has this {name}: row ids are BIGINT", "not-found"
-                )
         if limiter is not None:
             refused = _rate_limited(limiter, per_key, per_address)
             if refused is not None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, current_app, json
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from service.api.paths import UnknownPathId
+from service.application.manual_points import TransfersOff
 from service.application.ports import ConnectionLost
 from service.core.errors import (
     EventConflict,
@@ -48,6 +51,21 @@ def problem(status: int, title: str, detail: str, slug: str, **extra: Any) -> Re
     return response
 
 
+# The core's expected "no"s: status, title and slug; the detail is the error's own text.
+DOMAIN_NOES: dict[type[Exception], tuple[int, str, str]] = {
+    EventConflict: (409, "Event already applied", "event-conflict"),
+    OfferUnavailable: (409, "Offer unavailable", "offer-unavailable"),
+    RewardUnavailable: (409, "Reward unavailable", "reward-unavailable"),
+    TransfersOff: (403, "Transfers not allowed", "transfers-off"),
+    InsufficientPoints: (409, "Not enough points", "insufficient-points"),
+    NotFound: (404, "Not found", "not-found"),
+}
+
+
+def _domain_problem(status: int, title: str, slug: str) -> Callable[[Exception], Response]:
+    return lambda error: problem(status, title, str(error), slug)
+
+
 def register_problem_handlers(app: Flask) -> None:
     @app.errorhandler(ApiProblem)
     def _api_problem(error: ApiProblem) -> Response:
@@ -66,25 +84,8 @@ def register_problem_handlers(app: Flask) -> None:
             errors=error.messages,
         )
 
-    @app.errorhandler(EventConflict)
-    def _conflict(error: EventConflict) -> Response:
-        return problem(409, "Event already applied", str(error), "event-conflict")
-
-    @app.errorhandler(OfferUnavailable)
-    def _offer(error: OfferUnavailable) -> Response:
-        return problem(409, "Offer unavailable", str(error), "offer-unavailable")
-
-    @app.errorhandler(RewardUnavailable)
-    def _reward(error: RewardUnavailable) -> Response:
-        return problem(409, "Reward unavailable", str(error), "reward-unavailable")
-
-    @app.errorhandler(InsufficientPoints)
-    def _short(error: InsufficientPoints) -> Response:
-        return problem(409, "Not enough points", str(error), "insufficient-points")
-
-    @app.errorhandler(NotFound)
-    def _missing(error: NotFound) -> Response:
-        return problem(404, "Not found", str(error), "not-found")
+    for error_class, (status, title, slug) in DOMAIN_NOES.items():
+        app.register_error_handler(error_class, _domain_problem(status, title, slug))
 
     @app.errorhandler(RuleFileError)
     def _bad_rules(error: RuleFileError) -> Response:
@@ -104,23 +105,29 @@ def register_problem_handlers(app: Flask) -> None:
         response.headers["Retry-After"] = "1"
         return response
 
-    @app.errorhandler(HTTPException)
-    def _http(error: HTTPException) -> Response:
-        status = error.code or 500
-        slug = (error.name or "error").lower().replace(" ", "-")
-        detail = error.description or ""
-        limit = current_app.config.get("MAX_CONTENT_LENGTH")
-        if status == 413 and limit is not None:
-            detail = f"the body is larger than {limit} bytes (LOYALTY_MAX_BODY_BYTES)"
-        response = problem(status, error.name or "Error", detail, slug)
-        if status == 405 and error.get_response().headers.get("Allow"):
-            response.headers["Allow"] = error.get_response().headers["Allow"]
-        return response
+    app.register_error_handler(HTTPException, http_problem)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
         log.exception("unhandled error")
         return problem(500, "Internal error", "the service failed; it is logged", "internal-error")
+
+
+def http_problem(error: HTTPException) -> Response:
+    """Werkzeug's HTTP errors (404, 405, 413, ...) as problems. Also flask-smorest's
+    handler (service.api.contract.Api), so that neither answers in another shape."""
+    status = error.code or 500
+    if isinstance(error, UnknownPathId):  # an id no record can have, named by the route
+        return problem(404, "Not found", str(error.description), "not-found")
+    slug = (error.name or "error").lower().replace(" ", "-")
+    detail = error.description or ""
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if status == 413 and limit is not None:
+        detail = f"the body is larger than {limit} bytes (LOYALTY_MAX_BODY_BYTES)"
+    response = problem(status, error.name or "Error", detail, slug)
+    if status == 405 and error.get_response().headers.get("Allow"):
+        response.headers["Allow"] = error.get_response().headers["Allow"]
+    return response
 
 
 def _summary(messages: Any, prefix: str = "") -> str:

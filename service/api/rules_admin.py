@@ -1,9 +1,5 @@
-"""Rules versions over HTTP: reload (admin), the stored versions, and ledger explanations.
-
-Registering this blueprint also keeps each worker on the rules version the database names
-as active (service.application.rules_versions.RulesSync), checked before requests at most
-every few seconds.
-"""
+"""Rules versions over HTTP: reload (admin), the stored versions, ledger explanations, and
+dry runs of stored events or against stored versions."""
 
 from __future__ import annotations
 
@@ -14,16 +10,21 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, jsonify
-from marshmallow import ValidationError, fields, validate, validates_schema
+from flask import Response
 
+from service.api.answers import (
+    LedgerEntryExplanation,
+    ReloadAnswer,
+    VersionAnswer,
+    VersionsAnswer,
+)
 from service.api.auth import require
+from service.api.context import rules_sync, services, stored_versions
+from service.api.contract import Blueprint, dumped, problems
+from service.api.schemas import DryRunResultSchema, ReplayResultSchema, StoredDryRunRequest
 from service.application.dry_run import dry_run
-from service.application.explain import StoredVersions, explain_ledger_entry, replay_stored_event
-from service.application.rules_versions import SYNC_EVERY_SECONDS, RulesSync
-from service.bootstrap import Services
-from service.event_schema import ID, StrictSchema, parse_event
-from service.observability import metrics
+from service.application.explain import explain_ledger_entry, replay_stored_event
+from service.event_schema import parse_event
 from service.rules.channel_check import unconfigured_channels
 from service.rules.lint import Finding
 from service.rules.matchers import engine_in_use
@@ -33,135 +34,41 @@ from service.settings import Settings
 log = logging.getLogger("loyalty.rules")
 
 blueprint = Blueprint("rules_admin", __name__)
-SYNC = "loyalty.rules_sync"
-VERSIONS = "loyalty.rules_versions"
+STORED_DRY_RUN = StoredDryRunRequest()
+REPLAY_RESULT = ReplayResultSchema()
+DRY_RUN_RESULT = DryRunResultSchema()
 
 
-class StoredDryRunRequest(StrictSchema):
-    """POST /v1/dry-run with a stored event, or against a stored rules version."""
-
-    event_id = fields.String(validate=ID, metadata={"description": "a stored event to replay"})
-    event = fields.Dict(metadata={"description": "an event, as POST /v1/events takes"})
-    version = fields.String(
-        validate=validate.Length(min=1, max=32),
-        metadata={"description": "a stored rules version (default: the live one)"},
-    )
-    customer = fields.Dict(metadata={"description": "a hypothetical member, as in dry runs"})
-
-    @validates_schema
-    def one_event(self, data: dict[str, Any], **_: Any) -> None:
-        if ("event_id" in data) == ("event" in data):
-            raise ValidationError("send `event_id` (a stored event) or `event`, not both")
-
-
-# Answer schemas, for the OpenAPI document (service.api.openapi.OPERATIONS).
-
-
-class LintFindingSchema(StrictSchema):
-    lint = fields.String(required=True)
-    severity = fields.String(required=True, validate=validate.OneOf(["error", "warning"]))
-    file = fields.String(required=True)
-    line = fields.Integer(allow_none=True)
-    message = fields.String(required=True)
-
-
-class ReloadAnswer(StrictSchema):
-    version = fields.String(required=True)
-    previous = fields.String(required=True)
-    changed = fields.Boolean(required=True)
-    warnings = fields.List(fields.Nested(LintFindingSchema), required=True)
-
-
-class ActivationSchema(StrictSchema):
-    version = fields.String(required=True)
-    from_ = fields.String(required=True, data_key="from")
-    until = fields.String(allow_none=True)
-    source = fields.String(validate=validate.OneOf(["startup", "reload"]))
-
-
-class VersionsAnswer(StrictSchema):
-    active = fields.String(required=True)
-    activations = fields.List(fields.Nested(ActivationSchema), required=True)
-
-
-class VersionAnswer(StrictSchema):
-    version = fields.String(required=True)
-    files = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
-    campaigns = fields.List(fields.String(), required=True)
-
-
-class LedgerEntryExplanation(StrictSchema):
-    entry = fields.Dict(required=True)
-    event = fields.Dict(allow_none=True)
-    rules_version = fields.Dict(required=True)
-    campaign = fields.Dict(allow_none=True, metadata={"description": "id, file, line, text"})
-    rule = fields.Dict(allow_none=True, metadata={"description": "name, file, line, text"})
-    trace = fields.List(fields.Dict(), required=True)
-    rule_trace = fields.List(fields.Dict())
-    recorded_trace = fields.List(fields.Dict())
-    effects = fields.List(fields.Dict())
-    engine = fields.String()
-    trace_source = fields.String(
-        allow_none=True, validate=validate.OneOf(["recorded", "reconstructed"])
-    )
-    customer = fields.Dict(allow_none=True)
-
-
-def is_stored_dry_run(body: Any) -> bool:
-    """Does a dry-run body ask for a stored event or a stored version (this module's)?"""
-    return isinstance(body, dict) and ("event_id" in body or "version" in body)
-
-
-def services() -> Services:
-    return current_app.extensions["loyalty"]  # type: ignore[no-any-return]
-
-
-def _sync() -> RulesSync:
-    return current_app.extensions[SYNC]  # type: ignore[no-any-return]
-
-
-def _versions() -> StoredVersions:
-    return current_app.extensions[VERSIONS]  # type: ignore[no-any-return]
-
-
-@blueprint.record_once
-def _install(state: Any) -> None:
-    """At app creation (in the worker, after the rules loaded): join the active version."""
-    app: Flask = state.app
-    svc = app.extensions["loyalty"]
-    sync = RulesSync(
-        svc.uow, svc.rules, svc.clock, every=SYNC_EVERY_SECONDS, on_loaded=metrics.rules_loaded
-    )
-    app.extensions[SYNC] = sync
-    app.extensions[VERSIONS] = StoredVersions(svc.rules)
-    sync.maybe_sync()
-
-
-@blueprint.before_app_request
-def _follow_active_version() -> None:
-    _sync().maybe_sync()
-
-
-def stored_dry_run(body: Any) -> dict[str, Any]:
+def stored_dry_run(body: Any) -> Response:
     """The dry-run branch for ``{"event_id"}`` and ``{"version"}`` bodies."""
-    request = StoredDryRunRequest().load(body)
+    request = STORED_DRY_RUN.load(body)
     svc = services()
     rules = (
-        _versions().get(svc.read_uow, request["version"])
+        stored_versions().get(svc.read_uow, request["version"])
         if "version" in request
         else svc.rules.active
     )
     if "event_id" in request:
-        return replay_stored_event(
+        replayed = replay_stored_event(
             svc.read_uow, rules, request["event_id"], request.get("customer")
         )
+        return dumped(REPLAY_RESULT, replayed)
     event = parse_event(request["event"])
-    return dry_run(svc.read_uow, rules, event, svc.clock, request.get("customer"))
+    return dumped(
+        DRY_RUN_RESULT, dry_run(svc.read_uow, rules, event, svc.clock, request.get("customer"))
+    )
 
 
-@blueprint.post("/v1/rules/reload")
+@blueprint.post("/v1/rules/reload", tags=["rules"])
 @require("admin")
-def post_reload() -> Response:
+@blueprint.response(200, ReloadAnswer())
+@blueprint.doc(responses=problems(422))
+def post_reload() -> Any:
+    """Load LOYALTY_RULES_DIR and make it the active version for every worker
+
+    A version that fails to load answers 422 with each problem's file and line, and the
+    active version stays.
+    """
     svc = services()
     settings = svc.settings
 
@@ -175,7 +82,7 @@ def post_reload() -> Response:
             where=settings.rules_dir,
         )
 
-    reloaded = _sync().reload(settings.rules_dir, vet=vet)
+    reloaded = rules_sync().reload(settings.rules_dir, vet=vet)
     ruleset = svc.rules.active.ruleset
     if ruleset.version == reloaded.version:
         # What this installation cannot deliver, said with the lint warnings.
@@ -183,7 +90,7 @@ def post_reload() -> Response:
         for finding in undeliverable:
             log.warning("rules version %s: %s", ruleset.version, finding.format())
         reloaded = replace(reloaded, warnings=(*reloaded.warnings, *undeliverable))
-    return jsonify(reloaded.as_dict())
+    return reloaded
 
 
 def compile_limits(settings: Settings) -> CompileLimits:
@@ -195,44 +102,28 @@ def sent_rules_check(settings: Settings) -> Callable[[Mapping[str, str]], object
     return partial(check_in_child, limits=compile_limits(settings), engine=settings.engine)
 
 
-@blueprint.get("/v1/rules/versions")
+@blueprint.get("/v1/rules/versions", tags=["rules"])
 @require("admin")
-def get_versions() -> Response:
+@blueprint.response(200, VersionsAnswer())
+def get_versions() -> Any:
+    """The active version and the history of activations"""
     svc = services()
     with svc.read_uow() as uow:
         activations = uow.store.rules_activations(100)
-    return jsonify(
-        {
-            "active": svc.rules.active.version,
-            "activations": [
-                {
-                    "version": a.version,
-                    "from": a.active_from.isoformat(),
-                    "until": a.active_until.isoformat() if a.active_until else None,
-                    "source": a.source,
-                }
-                for a in activations
-            ],
-        }
-    )
+    return {"active": svc.rules.active.version, "activations": activations}
 
 
-@blueprint.get("/v1/rules/versions/<version>")
+@blueprint.get("/v1/rules/versions/<id:version>", tags=["rules"])
 @require("admin")
-def get_version(version: str) -> Response:
-    svc = services()
-    rules = _versions().get(svc.read_uow, version)
-    return jsonify(
-        {
-            "version": rules.version,
-            "files": dict(rules.ruleset.files),
-            "campaigns": [c.id for c in rules.ruleset.campaigns],
-        }
-    )
+@blueprint.response(200, VersionAnswer())
+def get_version(version: str) -> Any:
+    """A stored rules version: its files and campaigns"""
+    return stored_versions().get(services().read_uow, version)
 
 
-@blueprint.get("/v1/customers/<customer_id>/ledger/<int:entry_id>")
+@blueprint.get("/v1/customers/<id:customer_id>/ledger/<row_id:entry_id>", tags=["customers"])
 @require("customers:read")
-def get_ledger_entry(customer_id: str, entry_id: int) -> Response:
-    svc = services()
-    return jsonify(explain_ledger_entry(svc.read_uow, _versions(), customer_id, entry_id))
+@blueprint.response(200, LedgerEntryExplanation())
+def get_ledger_entry(customer_id: str, entry_id: int) -> Any:
+    """Why a ledger entry exists: its event, the rule's text and the evaluation's trace"""
+    return explain_ledger_entry(services().read_uow, stored_versions(), customer_id, entry_id)

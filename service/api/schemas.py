@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from service.event_schema import ID, URL_SAFE_ID, StrictSchema
-from service.settings import ENGINES
 
 MAX_BATCH = 1000
 MAX_ID = 2**63 - 1  # ledger ids are BIGINT: a larger cursor is no id at all
@@ -31,6 +30,28 @@ class DryRunRequest(StrictSchema):
     )
 
 
+class StoredDryRunRequest(StrictSchema):
+    """POST /v1/dry-run with a stored event, or against a stored rules version."""
+
+    event_id = fields.String(validate=ID, metadata={"description": "a stored event to replay"})
+    event = fields.Dict(metadata={"description": "an event, as POST /v1/events takes"})
+    version = fields.String(
+        validate=validate.Length(min=1, max=32),
+        metadata={"description": "a stored rules version (default: the live one)"},
+    )
+    customer = fields.Dict(metadata={"description": "a hypothetical member, as in dry runs"})
+
+    @validates_schema
+    def one_event(self, data: dict[str, Any], **_: Any) -> None:
+        if ("event_id" in data) == ("event" in data):
+            raise ValidationError("send `event_id` (a stored event) or `event`, not both")
+
+    @staticmethod
+    def asked(body: Any) -> bool:
+        """Does a dry-run body ask for a stored event or a stored version?"""
+        return isinstance(body, dict) and ("event_id" in body or "version" in body)
+
+
 class BatchRequest(StrictSchema):
     # Items are checked one by one (a null among them is refused on its own), so any
     # JSON value is let through here.
@@ -42,6 +63,10 @@ class BatchRequest(StrictSchema):
 class LedgerQuery(StrictSchema):
     cursor = fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+class MessagesQuery(LedgerQuery):
+    pass
 
 
 class RedemptionRequest(StrictSchema):
@@ -60,13 +85,14 @@ class DryRunFlag(StrictSchema):
     dry_run = fields.Boolean(load_default=False)
 
 
-# -- Answers. The handlers build their answers as plain dicts; these schemas describe
-# them for the OpenAPI document (service.api.openapi), and schemathesis checks every live
-# answer against that document, so a field added here or there without the other fails.
+# -- Answers to events. The views dump what the use cases return with these schemas, and
+# the OpenAPI document is built from the same ones (service.api.contract); schemathesis
+# checks every live answer against that document.
 
 
 class OneOfSchemas(fields.Field):  # type: ignore[type-arg]
-    """A value shaped like exactly one of several schemas (documentation only)."""
+    """A value shaped like exactly one of several schemas: passed through as it is (the
+    core's effect records), documented as the union."""
 
     def __init__(
         self, schemas: tuple[type[Schema], ...], discriminator: str | None = None, **kwargs: Any
@@ -107,6 +133,9 @@ class ClawBackEffect(StrictSchema):
     shortfall = fields.Integer(
         required=True, metadata={"description": "points already spent, now owed as debt"}
     )
+    customer_id = fields.String(
+        metadata={"description": "another member it is taken from (the order's referrer)"}
+    )
 
 
 class IssueOfferEffect(StrictSchema):
@@ -131,7 +160,7 @@ class ChangeTierEffect(StrictSchema):
     type = _kind("change_tier")
     from_tier = fields.String(required=True, allow_none=True, data_key="from")
     to = _text()
-    reason = _text(validate=validate.OneOf(["qualified", "fast_track", "review"]))
+    reason = _text(validate=validate.OneOf(["qualified", "fast_track", "review", "refund"]))
     until = fields.AwareDateTime()
     campaign = fields.String()
     rule = fields.String(allow_none=True)
@@ -152,6 +181,15 @@ class BalanceSchema(StrictSchema):
     pending = fields.Integer(required=True)
 
 
+class Stored(fields.Nested):
+    """What the use case already holds in this schema's shape (an event's answer is stored
+    with the event, so that a repeat answers the same): passed through as it is, on the
+    hot path, and documented as the schema."""
+
+    def _serialize(self, nested_obj: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        return nested_obj
+
+
 class CustomerSummarySchema(StrictSchema):
     customer_id = _text()
     tier = fields.String(required=True, allow_none=True)
@@ -161,8 +199,15 @@ class CustomerSummarySchema(StrictSchema):
 class EventResultSchema(StrictSchema):
     event_id = _text()
     status = _text(validate=validate.OneOf(["applied", "duplicate"]))
+    held = fields.Boolean(
+        validate=validate.Equal(True),
+        metadata={
+            "description": "a refund of an order not known yet: kept, and applied when a "
+            "purchase of that order by the same member arrives (absent otherwise)"
+        },
+    )
     effects = fields.List(OneOfSchemas(EFFECTS, "type"), required=True)
-    customer = fields.Nested(CustomerSummarySchema, required=True)
+    customer = Stored(CustomerSummarySchema, required=True)
     rules_version = _text()
 
 
@@ -171,7 +216,15 @@ class TraceEntrySchema(StrictSchema):
     rule = _text()
     outcome = _text(
         validate=validate.OneOf(
-            ["matched", "not_matched", "inactive", "limit_reached", "budget_spent", "refused"]
+            [
+                "matched",
+                "not_matched",
+                "inactive",
+                "limit_reached",
+                "budget_spent",
+                "refused",
+                "outranked",
+            ]
         )
     )
     reason = _text()
@@ -227,163 +280,6 @@ class BatchResultSchema(StrictSchema):
         required=True,
         metadata={"description": "one result per event, in the order sent"},
     )
-
-
-class TierProgressSchema(StrictSchema):
-    metric = _text(validate=validate.OneOf(["spend", "points", "orders"]))
-    window_days = fields.Integer(required=True)
-    value = _text(metadata={"description": "a decimal number as text"})
-    next_tier = fields.String(required=True, allow_none=True)
-    needed = fields.String(required=True, allow_none=True)
-
-
-class ExpiringSchema(StrictSchema):
-    points = fields.Integer(required=True)
-    on = fields.Date(required=True)
-
-
-class CustomerPointsSchema(StrictSchema):
-    available = fields.Integer(required=True)
-    pending = fields.Integer(required=True)
-    debt = fields.Integer(required=True)
-    expiring = fields.List(fields.Nested(ExpiringSchema), required=True)
-
-
-class OfferViewSchema(StrictSchema):
-    code = _text()
-    offer_id = _text()
-    campaign = fields.String(required=True, allow_none=True)
-    issued_at = fields.AwareDateTime(required=True)
-    valid_until = fields.AwareDateTime(required=True)
-    status = _text(validate=validate.OneOf(["active", "redeemed", "expired"]))
-
-
-class CustomerViewSchema(StrictSchema):
-    customer_id = _text()
-    tier = fields.String(required=True, allow_none=True)
-    tier_progress = fields.Nested(TierProgressSchema, required=True)
-    points = fields.Nested(CustomerPointsSchema, required=True)
-    lifetime_spend = _text(metadata={"description": "a decimal number as text"})
-    order_count = fields.Integer(required=True)
-    tags = fields.List(fields.String(), required=True)
-    segment = fields.String(required=True, allow_none=True)
-    referral_code = fields.String(required=True, allow_none=True)
-    offers = fields.List(fields.Nested(OfferViewSchema), required=True)
-
-
-class LedgerEntrySchema(StrictSchema):
-    id = fields.Integer(required=True)
-    kind = _text()
-    points = fields.Integer(required=True)
-    debt = fields.Integer(required=True)
-    event_id = fields.String(required=True, allow_none=True)
-    campaign = fields.String(required=True, allow_none=True)
-    rule = fields.String(required=True, allow_none=True)
-    rules_version = fields.String(required=True, allow_none=True)
-    order_id = fields.String(required=True, allow_none=True)
-    occurred_at = fields.AwareDateTime(required=True)
-    recorded_at = fields.AwareDateTime(required=True)
-    note = fields.String(required=True, allow_none=True)
-
-
-class LedgerPageSchema(StrictSchema):
-    entries = fields.List(fields.Nested(LedgerEntrySchema), required=True)
-    next_cursor = fields.String(
-        required=True, allow_none=True, metadata={"description": "pass as ?cursor= for more"}
-    )
-
-
-class RedemptionSchema(StrictSchema):
-    redemption_id = _text()
-    customer_id = _text()
-    reward_id = _text()
-    points = fields.Integer(required=True)
-    status = _text(validate=validate.OneOf(["completed", "reversed"]))
-    points_available = fields.Integer(required=True)
-
-
-class OfferRedemptionSchema(StrictSchema):
-    code = _text()
-    offer_id = _text()
-    customer_id = _text()
-    status = _kind("redeemed")
-
-
-class HealthSchema(StrictSchema):
-    status = _kind("ok")
-
-
-class ReadinessChecksSchema(StrictSchema):
-    rules = fields.Boolean(required=True)
-    database = fields.Boolean(required=True)
-    database_error = fields.String(metadata={"description": "the error's class name"})
-
-
-class ReadinessSchema(StrictSchema):
-    status = _text(validate=validate.OneOf(["ready", "not ready"]))
-    checks = fields.Nested(ReadinessChecksSchema, required=True)
-    engine = _text(
-        validate=validate.OneOf(ENGINES),
-        metadata={"description": "the rule engine this worker serves with"},
-    )
-    engine_note = fields.String(
-        metadata={"description": "why the engine is not the configured one, when it is not"}
-    )
-
-
-class CampaignActiveSchema(StrictSchema):
-    from_time = fields.AwareDateTime(required=True, allow_none=True, data_key="from")
-    until = fields.AwareDateTime(required=True, allow_none=True)
-
-
-class BudgetCountSchema(StrictSchema):
-    limit = fields.Integer(required=True, metadata={"description": "as the campaign file says"})
-    used = fields.Integer(required=True, metadata={"description": "0 for a budget never spent"})
-    left = fields.Integer(required=True, metadata={"description": "limit - used, never below 0"})
-
-
-class RevenueShareBudgetSchema(StrictSchema):
-    limit = _text(metadata={"description": "the share of revenue, a decimal number as text"})
-    revenue = _text(
-        metadata={"description": "revenue of the purchases the campaign rewarded, as text"}
-    )
-    used = fields.Integer(required=True, metadata={"description": "points given"})
-    left = fields.Integer(
-        required=True,
-        metadata={"description": "points the revenue so far still pays for (each purchase adds)"},
-    )
-
-
-class CampaignBudgetSchema(StrictSchema):
-    """A campaign's budget: one entry for each kind its file declares."""
-
-    points = fields.Nested(BudgetCountSchema, metadata={"description": "points given"})
-    offers = fields.Nested(BudgetCountSchema, metadata={"description": "offers issued"})
-    share_of_revenue = fields.Nested(RevenueShareBudgetSchema)
-
-
-class CampaignViewSchema(StrictSchema):
-    id = _text()
-    description = fields.String(required=True, allow_none=True)
-    priority = fields.Integer(required=True)
-    active = fields.Nested(CampaignActiveSchema, required=True)
-    budget = fields.Nested(
-        CampaignBudgetSchema,
-        required=True,
-        allow_none=True,
-        metadata={"description": "null for a campaign without a budget"},
-    )
-    rules = fields.List(fields.String(), required=True)
-
-
-class RulesViewSchema(StrictSchema):
-    version = _text()
-    engine = _text()
-    programme = _text()
-    currency = _text()
-    timezone = _text()
-    files = fields.List(fields.String(), required=True)
-    campaigns = fields.List(fields.Nested(CampaignViewSchema), required=True)
 
 
 class RuleProblemSchema(StrictSchema):

@@ -36,12 +36,8 @@ from service.application.ports import (
     Transaction,
     UnitOfWork,
 )
-from service.application.posting import (
-    post_awards,
-    post_clawback,
-    return_budgets,
-    spent_from_budgets,
-)
+from service.application.posting import post_awards, spent_from_budgets
+from service.application.refunds import apply_held_refunds, referrer_awards_of, refund_order
 from service.application.rules_runtime import ActiveRules
 from service.application.traces import trace_record
 from service.application.working_set import WorkingSet
@@ -72,6 +68,7 @@ class EventOutcome:
     answer: dict[str, Any]
     evaluation: Evaluation | None = None  # None for a duplicate
     changes: Changes | None = None  # what the event changed, for replays (None for a duplicate)
+    held_applied: tuple[Changes, ...] = ()  # a purchase's: the held refunds it applied
 
 
 def body_hash(event: Event, payload: dict[str, Any] | None = None) -> str:
@@ -204,7 +201,7 @@ def _apply_together(
                 outcomes.append(record_event(members, rules, event, digest, payload, clock))
             except EventConflict as conflict:
                 outcomes.append(conflict)
-        store.write_group(members.write)
+        store.write_group(members.write, clock())
         uow.commit()
     return outcomes
 
@@ -226,7 +223,13 @@ def group_reads(rules: ActiveRules, events: Sequence[Event], now: datetime) -> G
         lots_of=tuple(sorted({e.customer_id for e in events if e.type == "refund"})),
         earned_since=earliest - tiers.window if tiers.metric == "points" else None,
         now=now,
+        held_for=_orders_of(events, "purchase"),
+        refunded_orders=_orders_of(events, "refund"),
     )
+
+
+def _orders_of(events: Sequence[Event], kind: str) -> tuple[str, ...]:
+    return tuple(sorted({e.order_id for e in events if e.order_id is not None and e.type == kind}))
 
 
 ORDERS = ("purchase", "refund")
@@ -274,10 +277,15 @@ def record_event(
         postings=postings,
     )
     effects: list[Effect] = list(evaluation.effects)
-    refunded = _refund(members, changes, event, effects) if event.type == "refund" else Decimal(0)
+    refunded = (
+        refund_order(members, rules, changes, event, effects, clock())
+        if event.type == "refund"
+        else Decimal(0)
+    )
     _awards(changes, event, evaluation, rules)
     if event.type == "purchase" and event.order_id is not None and event.amount is not None:
         _record_order(changes, event, evaluation)
+        changes.referrer_awards = referrer_awards_of(event, evaluation.effects)
     changes.budgets.extend(spent_from_budgets(event, evaluation.effects, rules.budgeted))
     _tiers_and_offers(changes, evaluation)
     _referral(changes, event, gathered, rules)
@@ -293,15 +301,35 @@ def record_event(
             if isinstance(e, (AwardPoints, TagCustomer, IssueOffer))
         }
     )
-    update_member(member, event, evaluation.effects, refunded)
+    update_member(member, event, tuple(effects), refunded)
     member.segment = segment_after(rules.ruleset.programme.rfm, gathered.snapshot, event)
-    answer = event_answer(event.event_id, "applied", effects, member, rules, changes.offers)
-    changes.event = replace(changes.event, result=answer)
     if members.keeps_writes:
         # Stored with the event: an explanation later re-evaluates from exactly this.
         changes.trace = trace_record(event, gathered.snapshot, evaluation, budgets, clock())
-    members.apply(changes)
-    return EventOutcome("applied", answer, replace(evaluation, effects=tuple(effects)), changes)
+    # A refund of an order not known yet is held: its answer says so.
+    held = event.type == "refund" and bool(changes.held_refunds)
+    followed: list[tuple[list[Effect], Changes]] = []
+    if event.type == "purchase" and members.held_refunds(event.customer_id, event.order_id or ""):
+        # Refunds that came before this purchase apply once it is in: its answer shows
+        # its earning and their clawbacks, and the event is kept with that answer.
+        changes.new_event = False
+        members.apply(changes)
+        followed = apply_held_refunds(members, rules, event, clock)
+        for more, _changes in followed:
+            effects.extend(more)
+    answer = event_answer(event.event_id, "applied", effects, member, rules, changes.offers, held)
+    changes.event = replace(changes.event, result=answer)
+    if followed:
+        members.add_event(changes.event)
+    else:
+        members.apply(changes)
+    return EventOutcome(
+        "applied",
+        answer,
+        replace(evaluation, effects=tuple(effects)),
+        changes,
+        tuple(more for _effects, more in followed),
+    )
 
 
 def _decide_with_locks(
@@ -336,28 +364,6 @@ def _decide_with_locks(
     return evaluation, postings
 
 
-def _refund(store: WorkingSet, changes: Changes, event: Event, effects: list[Effect]) -> Decimal:
-    """Claw back the refunded share; returns how much of its order the refund refunded
-    (nothing of an unknown order, no more than was left of a known one)."""
-    if event.order_id is None:
-        return Decimal(0)
-    order = store.find_order(event.customer_id, event.order_id)
-    before = order.refunded_amount if order is not None else Decimal(0)
-    clawback = post_clawback(changes.own, event, order, store.lots(event.customer_id))
-    if clawback is not None:
-        effects.append(clawback)
-    if order is None:
-        return Decimal(0)
-    changes.order = order
-    awards = store.order_awards(event.customer_id, event.order_id)
-    changes.budgets.extend(return_budgets(order, awards))
-    changes.order_awards = awards
-    if order.refunded_amount >= order.amount:
-        # A fully refunded order gives back the limit counts its purchase used.
-        changes.unfire_event = store.order_event(event.customer_id, event.order_id)
-    return order.refunded_amount - before
-
-
 def _awards(changes: Changes, event: Event, evaluation: Evaluation, rules: ActiveRules) -> None:
     policy = rules.ruleset.programme.points
     by_member: dict[str, list[AwardPoints]] = defaultdict(list)
@@ -374,6 +380,10 @@ def _record_order(changes: Changes, event: Event, evaluation: Evaluation) -> Non
     points = sum(
         e.points for e in evaluation.effects if isinstance(e, AwardPoints) and e.customer_id is None
     )
+    # The upgrade this purchase qualified for, kept with the order for a refund to undo.
+    qualified = [
+        e for e in evaluation.effects if isinstance(e, ChangeTier) and e.reason == "qualified"
+    ]
     # What this purchase adds to its order; storage adds it to a later part of the same
     # order (a split shipment) in the same statement that records a new one.
     changes.order = OrderRecord(
@@ -383,6 +393,9 @@ def _record_order(changes: Changes, event: Event, evaluation: Evaluation) -> Non
         event.occurred_at,
         points_earned=points,
         event_id=event.event_id,
+        tier_before=qualified[-1].from_tier if qualified else None,
+        tier_reached=qualified[-1].to_tier if qualified else None,
+        tier_reached_at=event.occurred_at if qualified else None,
     )
     per_campaign: dict[str, int] = defaultdict(int)
     for effect in evaluation.effects:
@@ -441,7 +454,9 @@ def event_answer(
     member: MemberRecord,
     rules: ActiveRules,
     offers: list[IssuedOffer] | None = None,
+    held: bool = False,
 ) -> dict[str, Any]:
+    """``held``: a refund of an order not known yet, kept until its purchase comes."""
     shown = [effect.as_dict() for effect in effects]
     codes = iter(offers or [])
     for body in shown:
@@ -449,13 +464,13 @@ def event_answer(
             issued = next(codes, None)
             if issued is not None:
                 body["code"] = issued.code
-    return {
-        "event_id": event_id,
-        "status": status,
-        "effects": shown,
-        "customer": customer_summary(member, rules),
-        "rules_version": rules.version,
-    }
+    answer: dict[str, Any] = {"event_id": event_id, "status": status}
+    if held:
+        answer["held"] = True
+    answer["effects"] = shown
+    answer["customer"] = customer_summary(member, rules)
+    answer["rules_version"] = rules.version
+    return answer
 
 
 def customer_summary(member: MemberRecord, rules: ActiveRules) -> dict[str, Any]:

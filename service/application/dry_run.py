@@ -39,7 +39,10 @@ def dry_run(
         effects: list[Effect] = list(evaluation.effects)
         if event.type == "refund" and event.order_id is not None and known:
             order = store.find_order(event.customer_id, event.order_id)
-            clawback = post_clawback(Posting(member), event, order, store.lots(event.customer_id))
+            forgive = rules.ruleset.programme.points.shortfall == "forgive"
+            clawback = post_clawback(
+                Posting(member), event, order, store.lots(event.customer_id), forgive=forgive
+            )
             if clawback is not None:
                 effects.append(clawback)
         return _answer(event, evaluation, effects, "stored" if known else "new")

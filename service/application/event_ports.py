@@ -15,6 +15,7 @@ from typing import Protocol
 from service.application.ports import (
     BudgetChange,
     EventTrace,
+    HeldRefund,
     IssuedOffer,
     LedgerLine,
     MemberRecord,
@@ -22,6 +23,7 @@ from service.application.ports import (
     NewMessage,
     OrderAward,
     OrderRecord,
+    ReferrerAward,
     StoredEvent,
     TierMove,
 )
@@ -42,6 +44,12 @@ class GroupReads:
     lots_of: tuple[str, ...]  # members whose lots are read (those with a refund)
     earned_since: datetime | None  # points earned after this (a points tier metric)
     now: datetime
+    # Purchases' orders: refunds held for them (of the events' members) are read, with the
+    # lots of those members and of their referrers (who may have to give a thank-you back).
+    held_for: tuple[str, ...] = ()
+    # Refunds' orders: what their purchases gave referrers is read, and those referrers
+    # are locked and their lots read.
+    refunded_orders: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -54,6 +62,8 @@ class LoadedGroup:
     lots: list[tuple[str, Lot]]
     earned: list[tuple[str, datetime, int]]
     referrals_rewarded: list[tuple[str, datetime]]  # (referrer_id, at)
+    held_refunds: list[HeldRefund] = field(default_factory=list)  # not applied yet
+    referrer_awards: list[ReferrerAward] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +103,9 @@ class GroupWrite:
     referrals: list[tuple[str, str, str, datetime, bool]] = field(default_factory=list)
     messages: list[tuple[str, str, NewMessage]] = field(default_factory=list)
     traces: list[EventTrace] = field(default_factory=list)
+    held_refunds: dict[str, HeldRefund] = field(default_factory=dict)  # by event: final state
+    # (event_id, referrer_id, campaign) -> final state
+    referrer_awards: dict[tuple[str, str, str], ReferrerAward] = field(default_factory=dict)
 
 
 class EventStore(Protocol):
@@ -110,4 +123,4 @@ class EventStore(Protocol):
 
     def find_event(self, event_id: str) -> StoredEvent | None: ...
 
-    def write_group(self, changes: GroupWrite, recorded_at: datetime | None = None) -> None: ...
+    def write_group(self, changes: GroupWrite, recorded_at: datetime) -> None: ...

@@ -1,5 +1,6 @@
 """Why did (or didn't) a member get points? Ledger entries explained, and stored events
-replayed against the live version or any stored one.
+replayed against the live version or any stored one. Both answer records of domain values
+(stored rows, snapshots, the core's effect and trace records) for the edge to dump.
 
 The member's state at the time comes from the trace stored with the event when there is
 one (exactly what evaluation read); otherwise it is rebuilt from the tables as they stood
@@ -189,18 +190,12 @@ def explain_ledger_entry(
         files = store.rules_version_files(row.rules_version) if row.rules_version else None
         activations = [a for a in store.rules_activations(50) if a.version == row.rules_version]
     answer: dict[str, Any] = {
-        "entry": ledger_entry_view(row),
+        "entry": row,
         "event": stored.payload if stored is not None else None,
         "rules_version": {
             "version": row.rules_version,
             "stored": files is not None,
-            "active": [
-                {
-                    "from": a.active_from.isoformat(),
-                    "until": a.active_until.isoformat() if a.active_until else None,
-                }
-                for a in activations
-            ],
+            "active": activations,
         },
         "campaign": None,
         "rule": None,
@@ -230,7 +225,7 @@ def explain_ledger_entry(
         answer["recorded_trace"] = trace.trace
         answer["engine"] = trace.engine
     answer["trace_source"] = state
-    answer["customer"] = _customer_state(snapshot)
+    answer["customer"] = snapshot
     if row.campaign is not None:
         answer["rule_trace"] = [
             t for t in answer["trace"] if t["campaign"] == row.campaign and t["rule"] == row.rule
@@ -256,31 +251,3 @@ def _describe_rule(answer: dict[str, Any], ruleset: RuleSet, row: LedgerRow) -> 
             "line": rule.line,
             "text": rule_text(ruleset.files, rule),
         }
-
-
-def _customer_state(snapshot: CustomerSnapshot) -> dict[str, Any]:
-    return {
-        "tier": snapshot.tier,
-        "points_available": snapshot.points_available,
-        "lifetime_spend": str(snapshot.lifetime_spend),
-        "order_count": snapshot.order_count,
-        "is_new": snapshot.is_new,
-        "tags": sorted(snapshot.tags),
-    }
-
-
-def ledger_entry_view(row: LedgerRow) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "kind": row.kind,
-        "points": row.points,
-        "debt": row.debt,
-        "event_id": row.event_id,
-        "campaign": row.campaign,
-        "rule": row.rule,
-        "rules_version": row.rules_version,
-        "order_id": row.order_id,
-        "occurred_at": row.occurred_at.isoformat(),
-        "recorded_at": row.recorded_at.isoformat(),
-        "note": row.note,
-    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 from decimal import Decimal
 
 from service.application.ports import MemberRecord
@@ -49,11 +50,15 @@ def update_member(
             tags |= set(effect.add)
             tags -= set(effect.remove)
         elif isinstance(effect, ChangeTier):
-            member.tier = effect.to_tier
-            member.tier_since = event.occurred_at
-            member.tier_until = effect.until
-            member.tier_below_since = None
+            move_tier(member, effect, event.occurred_at)
     member.tags = sorted(tags)
+
+
+def move_tier(member: MemberRecord, change: ChangeTier, at: datetime) -> None:
+    member.tier = change.to_tier
+    member.tier_since = at
+    member.tier_until = change.until
+    member.tier_below_since = None
 
 
 def segment_after(policy: RfmPolicy, before: CustomerSnapshot, event: Event) -> str | None:

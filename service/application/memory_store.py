@@ -18,11 +18,13 @@ from types import TracebackType
 from service.application.event_ports import GroupReads, GroupWrite, LoadedGroup
 from service.application.ports import (
     DuplicateEvent,
+    HeldRefund,
     LedgerLine,
     MemberRecord,
     NewMessage,
     OrderAward,
     OrderRecord,
+    ReferrerAward,
     StoredEvent,
 )
 from service.core.evaluation import BudgetUse
@@ -41,6 +43,8 @@ class MemoryState:
     referrals: list[tuple[str, str, str, datetime, bool]] = field(default_factory=list)
     budgets: dict[str, BudgetUse] = field(default_factory=dict)
     messages: list[tuple[str, str, NewMessage]] = field(default_factory=list)
+    held_refunds: dict[str, HeldRefund] = field(default_factory=dict)
+    referrer_awards: dict[tuple[str, str, str], ReferrerAward] = field(default_factory=dict)
     next_lot: int = 1
 
 
@@ -55,10 +59,23 @@ class MemoryEventStore:
         found: dict[str, MemberRecord] = {}
         for customer_id in reads.customer_ids:
             found[customer_id] = replace(self.lock_member(customer_id, reads.now))
-        for customer_id in reads.referrers:
+        mine = set(reads.customer_ids)
+        held = [
+            replace(h)
+            for h in state.held_refunds.values()
+            if h.customer_id in mine and h.order_id in reads.held_for and h.applied_by is None
+        ]
+        given = [
+            replace(a)
+            for a in state.referrer_awards.values()
+            if a.customer_id in reads.lots_of and a.order_id in reads.refunded_orders
+        ]
+        holders = {h.customer_id for h in held}
+        takers = {a.referrer_id for a in given}
+        takers.update(r for r in (found[c].referred_by for c in holders) if r is not None)
+        for customer_id in sorted(set(reads.referrers) | takers):
             if customer_id not in found and customer_id in state.members:
                 found[customer_id] = replace(state.members[customer_id])
-        mine = set(reads.customer_ids)
         wanted_orders = set(reads.order_ids)
         orders = [
             replace(order)
@@ -67,7 +84,7 @@ class MemoryEventStore:
             and (order.occurred_at > reads.orders_since or order_id in wanted_orders)
         ]
         keys = set(reads.rule_keys)
-        lots_of = set(reads.lots_of)
+        lots_of = set(reads.lots_of) | holders | (takers & set(found))
         referrers = set(reads.referrers)
         return LoadedGroup(
             members=found,
@@ -90,6 +107,8 @@ class MemoryEventStore:
                 for _referee, referrer, _e, at, rewarded in state.referrals
                 if referrer in referrers and rewarded
             ],
+            held_refunds=held,
+            referrer_awards=given,
         )
 
     def _earned(self) -> Iterable[tuple[str, datetime, LedgerLine]]:
@@ -117,7 +136,7 @@ class MemoryEventStore:
     def find_event(self, event_id: str) -> StoredEvent | None:
         return self.state.events.get(event_id)
 
-    def write_group(self, changes: GroupWrite, recorded_at: datetime | None = None) -> None:
+    def write_group(self, changes: GroupWrite, recorded_at: datetime) -> None:
         state = self.state
         for event in changes.events:
             if event.event_id in state.events:
@@ -133,6 +152,7 @@ class MemoryEventStore:
                 new.lot.expires_at,
                 new.lot.order_id,
                 new.lot.pending,
+                new.event_id,
             )
             state.lots[state.next_lot] = (new.customer_id, lot)
             state.next_lot += 1
@@ -160,6 +180,8 @@ class MemoryEventStore:
             )
         state.referrals.extend(changes.referrals)
         state.messages.extend(changes.messages)
+        state.held_refunds.update({k: replace(v) for k, v in changes.held_refunds.items()})
+        state.referrer_awards.update({k: replace(v) for k, v in changes.referrer_awards.items()})
 
 
 class MemoryUnitOfWork:

@@ -32,20 +32,6 @@ def redeem_offer(
     return "redeemed", _answer(offer, "redeemed")
 
 
-def offer_view(offer: MemberOffer, now: Any) -> dict[str, Any]:
-    status = offer.status
-    if status == "active" and offer.valid_until <= now:
-        status = "expired"
-    return {
-        "code": offer.code,
-        "offer_id": offer.offer_id,
-        "campaign": offer.campaign,
-        "issued_at": offer.issued_at.isoformat(),
-        "valid_until": offer.valid_until.isoformat(),
-        "status": status,
-    }
-
-
 def _answer(offer: MemberOffer, status: str) -> dict[str, Any]:
     return {
         "code": offer.code,

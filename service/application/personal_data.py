@@ -53,6 +53,8 @@ class MemberExport:
     referrals: list[dict[str, Any]]
     adjustments: list[dict[str, Any]]
     transfers: list[dict[str, Any]]
+    held_refunds: list[dict[str, Any]]
+    referrer_awards: list[dict[str, Any]]  # what their purchases gave a referrer, or theirs
 
 
 @dataclass(frozen=True, slots=True)

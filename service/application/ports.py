@@ -70,6 +70,39 @@ class OrderRecord:
     points_clawed: int = 0
     refunded_amount: Decimal = Decimal(0)
     event_id: str | None = None
+    # The upgrade the order's purchase qualified the member for, so that a refund taking
+    # back what reached it can undo it: the level before, the level reached, and when.
+    tier_before: str | None = None
+    tier_reached: str | None = None
+    tier_reached_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class HeldRefund:
+    """A refund of an order not known yet (deliveries come out of order), kept until a
+    purchase of that order by the same member arrives and applies it."""
+
+    event_id: str
+    customer_id: str
+    order_id: str
+    amount: Decimal
+    occurred_at: datetime
+    applied_by: str | None = None  # the purchase that applied it
+    applied_at: datetime | None = None  # when that purchase occurred
+
+
+@dataclass(slots=True)
+class ReferrerAward:
+    """Points a purchase gave another member for it (a referrer's thank-you), so that a
+    refund of its order takes them back in proportion, as it does the buyer's own."""
+
+    customer_id: str  # the buyer
+    order_id: str
+    event_id: str  # the purchase: the referrer's lots it made carry its id
+    referrer_id: str
+    campaign: str
+    points: int
+    points_clawed: int = 0
 
 
 @dataclass(slots=True)
@@ -160,6 +193,11 @@ class Changes:
     referral: tuple[str, bool] | None = None  # (referrer_id, rewarded)
     messages: list[NewMessage] = field(default_factory=list)  # for the event's member
     trace: EventTrace | None = None  # what evaluation read and decided, for explanations
+    held_refunds: list[HeldRefund] = field(default_factory=list)  # held now, or applied now
+    referrer_awards: list[ReferrerAward] = field(default_factory=list)  # given, or clawed
+    # False for a held refund applied when its purchase arrives: the refund event was
+    # stored (and answered) when it came, and is not written again.
+    new_event: bool = True
 
     @property
     def member(self) -> MemberRecord:
@@ -263,7 +301,7 @@ class NewMessage:
     rule: str | None = None
     status: str = "queued"  # or suppressed, for a duplicate
     reason: str | None = None
-    created_at: datetime | None = None  # None: when storage writes it
+    created_at: datetime = field(kw_only=True)  # by the clock of the use case queueing it
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,7 +337,7 @@ class LoyaltyStore(Protocol):
 
     def lock_and_read(self, reads: GroupReads) -> LoadedGroup: ...
 
-    def write_group(self, changes: GroupWrite, recorded_at: datetime | None = None) -> None: ...
+    def write_group(self, changes: GroupWrite, recorded_at: datetime) -> None: ...
 
     def find_event(self, event_id: str) -> StoredEvent | None: ...
 
@@ -356,6 +394,8 @@ class LoyaltyStore(Protocol):
     def take_reward_stock(self, reward_id: str, stock: int) -> bool: ...
 
     def give_back_reward_stock(self, reward_id: str) -> None: ...
+
+    def reward_stock_taken(self) -> dict[str, int]: ...
 
     def save_redemption(self, redemption: Redemption, posting: Posting, at: datetime) -> None: ...
 

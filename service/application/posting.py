@@ -19,11 +19,12 @@ from service.application.ports import (
     OrderAward,
     OrderRecord,
     Posting,
+    ReferrerAward,
 )
 from service.core.effects import AwardPoints, ClawBackPoints, Effect, IssueOffer
 from service.core.events import Event
 from service.core.expiry import lot_expiry
-from service.core.ledger import Lot, clawback_points, pay_debt, settle_clawback
+from service.core.ledger import Clawback, Lot, clawback_points, pay_debt, settle_clawback
 from service.core.programme import PointsPolicy
 
 EARNED, PENDING, DEBT_PAID, CLAWED_BACK, DEBT_RECORDED = (
@@ -34,6 +35,7 @@ EARNED, PENDING, DEBT_PAID, CLAWED_BACK, DEBT_RECORDED = (
     "debt_recorded",
 )
 REDEEMED, REDEMPTION_REVERSED, EXPIRED = "redeemed", "redemption_reversed", "expired"
+DEBT_FORGIVEN = "debt_forgiven"  # a shortfall the programme let go (points.shortfall)
 
 
 def post_awards(
@@ -82,9 +84,16 @@ def post_awards(
 
 
 def post_clawback(
-    posting: Posting, event: Event, order: OrderRecord | None, lots: Sequence[Lot]
+    posting: Posting,
+    event: Event,
+    order: OrderRecord | None,
+    lots: Sequence[Lot],
+    note: str | None = None,
+    *,
+    forgive: bool = False,
 ) -> ClawBackPoints | None:
-    """Take back the refunded share of an order's points, recording any shortfall as debt.
+    """Take back the refunded share of an order's points, recording any shortfall as debt
+    (or, with ``forgive``, only noting it).
 
     Updates ``order`` (refunded amount, points clawed) for the caller to store.
     """
@@ -98,28 +107,80 @@ def post_clawback(
         return None
     order.points_clawed += points
     settled = settle_clawback(lots, points, event.order_id)
+    _post_settled(posting, settled, event.order_id, note, forgive=forgive)
+    return ClawBackPoints(points, event.order_id, settled.shortfall)
+
+
+def post_referrer_clawback(
+    posting: Posting,
+    event: Event,
+    order: OrderRecord,
+    refunded_before: Decimal,
+    awards: Sequence[ReferrerAward],
+    lots: Sequence[Lot],
+    *,
+    forgive: bool = False,
+) -> ClawBackPoints | None:
+    """Take back from a referrer the refunded share of what the order's purchases gave
+    them, as the buyer's own points are: from the lots those purchases made first, the
+    rest oldest first, and what was spent as debt. Updates each award's points clawed."""
+    if event.amount is None or event.order_id is None:
+        return None
+    points = 0
+    for award in awards:
+        taken, _after = clawback_points(
+            award.points, award.points_clawed, order.amount, refunded_before, event.amount
+        )
+        award.points_clawed += taken
+        points += taken
+    if points == 0:
+        return None
+    settled = settle_clawback(lots, points, None, {award.event_id for award in awards})
+    note = f"{event.customer_id}'s order {event.order_id}, which earned this, was refunded"
+    # No order_id on these lines: the order is the buyer's, not the referrer's.
+    _post_settled(posting, settled, None, note, forgive=forgive)
+    return ClawBackPoints(points, event.order_id, settled.shortfall, posting.member.customer_id)
+
+
+def _post_settled(
+    posting: Posting,
+    settled: Clawback,
+    order_id: str | None,
+    note: str | None,
+    *,
+    forgive: bool,
+) -> None:
+    """The ledger lines and balances of a settled clawback."""
     member = posting.member
     posting.takes.extend(settled.takes)
     for take in settled.takes:
         posting.ledger.append(
-            LedgerLine(CLAWED_BACK, -take.points, order_id=event.order_id, lot_id=take.lot_id)
+            LedgerLine(CLAWED_BACK, -take.points, order_id=order_id, lot_id=take.lot_id, note=note)
         )
         if take.pending:
             member.points_pending -= take.points
         else:
             member.points_available -= take.points
-    if settled.shortfall:
+    if settled.shortfall and forgive:
+        posting.ledger.append(
+            LedgerLine(
+                DEBT_FORGIVEN,
+                0,
+                order_id=order_id,
+                note=f"{settled.shortfall} points were already spent; the programme forgives them",
+            )
+        )
+    elif settled.shortfall:
         member.points_debt += settled.shortfall
         posting.ledger.append(
             LedgerLine(
                 DEBT_RECORDED,
                 0,
                 debt=settled.shortfall,
-                order_id=event.order_id,
+                order_id=order_id,
                 note=f"{settled.shortfall} points were already spent; later earnings repay them",
             )
         )
-    return ClawBackPoints(points, event.order_id, settled.shortfall)
 
 
 def return_budgets(order: OrderRecord, awards: Sequence[OrderAward]) -> list[BudgetChange]:

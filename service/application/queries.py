@@ -1,17 +1,29 @@
-"""Reads for the API: a member's standing and their ledger."""
+"""Reads for the API: a member's standing and ledger, and the active rules. Each answers
+a record of domain values (datetimes, decimals, stored rows); the HTTP edge dumps it
+with the schema its view declares (service.api.answers)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 from service.application.apply_event import Clock, UnitOfWorkFactory
-from service.application.offers import offer_view
+from service.application.budgets import budgets_view
 from service.application.rules_runtime import ActiveRules
 from service.core.errors import NotFound
+from service.core.evaluation import ordered
+from service.core.programme import Campaign
 from service.core.tiers import progress
 
 EXPIRING_WITHIN = timedelta(days=30)
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignState:
+    campaign: Campaign
+    budget: Mapping[str, Any] | None  # by kind; None for a campaign without a budget
 
 
 def customer_view(
@@ -37,16 +49,18 @@ def customer_view(
             "available": member.points_available,
             "pending": member.points_pending,
             "debt": member.points_debt,
-            "expiring": [
-                {"points": points, "on": at.date().isoformat()} for points, at in expiring
-            ],
+            "expiring": [{"points": points, "on": at.date()} for points, at in expiring],
         },
-        "lifetime_spend": format(member.lifetime_spend.normalize(), "f"),
+        "lifetime_spend": member.lifetime_spend,
         "order_count": member.order_count,
         "tags": member.tags,
         "segment": member.segment,
         "referral_code": member.referral_code,
-        "offers": [offer_view(offer, now) for offer in offers if offer.status == "active"],
+        "offers": [
+            replace(offer, status="expired") if offer.valid_until <= now else offer
+            for offer in offers
+            if offer.status == "active"
+        ],
     }
 
 
@@ -58,27 +72,19 @@ def ledger_view(
             raise NotFound(f"no member {customer_id!r}")
         rows = uow.store.ledger_page(customer_id, cursor, limit + 1)
     page = rows[:limit]
+    return {"entries": page, "next_cursor": str(page[-1].id) if len(rows) > limit else None}
+
+
+def rules_view(uow_factory: UnitOfWorkFactory, rules: ActiveRules, engine: str) -> dict[str, Any]:
+    """The active version, its files, and each campaign in the order they apply."""
+    ruleset = rules.ruleset
+    budgets = budgets_view(uow_factory, rules)
     return {
-        "entries": [
-            {
-                "id": row.id,
-                "kind": row.kind,
-                "points": row.points,
-                "debt": row.debt,
-                "event_id": row.event_id,
-                "campaign": row.campaign,
-                "rule": row.rule,
-                "rules_version": row.rules_version,
-                "order_id": row.order_id,
-                "occurred_at": _iso(row.occurred_at),
-                "recorded_at": _iso(row.recorded_at),
-                "note": row.note,
-            }
-            for row in page
-        ],
-        "next_cursor": str(page[-1].id) if len(rows) > limit else None,
+        "version": ruleset.version,
+        "engine": engine,
+        "programme": ruleset.programme.id,
+        "currency": ruleset.programme.currency,
+        "timezone": ruleset.programme.timezone,
+        "files": sorted(ruleset.files),
+        "campaigns": [CampaignState(c, budgets.get(c.id)) for c in ordered(ruleset.campaigns)],
     }
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat()

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from service.application.apply_event import record_event
+from service.application.member_state import MemberState, MemoryOnly
 from service.application.ports import BudgetChange
 from service.application.replay_records import (
     CampaignTally,
@@ -25,8 +26,8 @@ from service.application.replay_records import (
     ReplayResult,
 )
 from service.application.rules_runtime import ActiveRules
-from service.application.working_set import MemberState, MemoryOnly, WorkingSet
-from service.core.effects import AwardPoints
+from service.application.working_set import WorkingSet
+from service.core.effects import AwardPoints, ClawBackPoints
 from service.core.evaluation import BudgetUse
 from service.core.events import Event
 from service.core.ledger import Lot
@@ -116,13 +117,15 @@ class Replay:
         assert evaluation is not None
         customer_id = event.customer_id
         self.result.count(customer_id, evaluation.effects)
-        self.result.count_messages(
-            customer_id, [m.campaign for m in changes.messages if m.status != "suppressed"]
-        )
+        # A purchase's outcome holds the refunds that came before it and it applied.
+        for applied in (changes, *outcome.held_applied):
+            self.result.count_messages(
+                customer_id, [m.campaign for m in applied.messages if m.status != "suppressed"]
+            )
+            if self.spends is not None and applied.budgets:
+                self._note_spends(position, applied.budgets)
         if self._untouched:
             self._touch(event, evaluation.effects)
-        if self.spends is not None and changes.budgets:
-            self._note_spends(position, changes.budgets)
 
     def _touch(self, event: Event, effects: tuple[Any, ...]) -> None:
         untouched = self._untouched
@@ -130,7 +133,7 @@ class Replay:
         if event.type == "referral" and event.referrer_id is not None:
             untouched.discard(event.referrer_id)
         for effect in effects:
-            if isinstance(effect, AwardPoints) and effect.customer_id is not None:
+            if isinstance(effect, AwardPoints | ClawBackPoints) and effect.customer_id is not None:
                 untouched.discard(effect.customer_id)
 
     def _note_spends(self, position: int, changes: list[BudgetChange]) -> None:
@@ -180,6 +183,12 @@ def _seeded(seed: MemberSeed, lot_id: int) -> MemberState:
     state.order_awards = {
         order_id: [replace(award) for award in awards]
         for order_id, awards in seed.order_awards.items()
+    }
+    for held in seed.held:
+        state.held.setdefault(held.order_id, []).append(replace(held))
+    state.referrer_awards = {
+        order_id: [replace(award) for award in awards]
+        for order_id, awards in seed.referrer_awards.items()
     }
     opening = ((record.points_available, False, lot_id), (record.points_pending, True, lot_id + 1))
     for points, pending, key in opening:

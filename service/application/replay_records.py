@@ -8,7 +8,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from service.application.ports import MemberRecord, OrderAward, OrderRecord
+from service.application.ports import (
+    HeldRefund,
+    MemberRecord,
+    OrderAward,
+    OrderRecord,
+    ReferrerAward,
+)
 from service.core.effects import (
     AwardPoints,
     ChangeTier,
@@ -31,6 +37,8 @@ class MemberSeed:
     earned: list[tuple[datetime, int]] = field(default_factory=list)
     firings: dict[str, list[tuple[datetime, str]]] = field(default_factory=dict)
     referrals_rewarded: list[datetime] = field(default_factory=list)
+    held: list[HeldRefund] = field(default_factory=list)  # refunds still waiting for a purchase
+    referrer_awards: dict[str, list[ReferrerAward]] = field(default_factory=dict)  # by order
 
 
 @dataclass(slots=True)

@@ -9,10 +9,9 @@ A replay or a rules diff keeps one working set for all its members and never wri
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol
 
 from service.application.event_ports import (
     GroupWrite,
@@ -20,53 +19,22 @@ from service.application.event_ports import (
     LoadedGroup,
     LotToCreate,
 )
+from service.application.member_state import MemberSource, MemberState, MemoryOnly
 from service.application.ports import (
     BudgetChange,
     Changes,
+    HeldRefund,
     MemberRecord,
     OrderAward,
     OrderRecord,
+    ReferrerAward,
     StoredEvent,
 )
 from service.application.posting import EARNED, PENDING
-from service.application.replay_records import MemberOrders
 from service.core.evaluation import BudgetUse
 from service.core.ledger import Lot
 
-
-@dataclass(slots=True)
-class MemberState:
-    record: MemberRecord
-    lots: dict[int, Lot] = field(default_factory=dict)  # with points left
-    orders: MemberOrders = field(default_factory=MemberOrders)
-    order_awards: dict[str, list[OrderAward]] = field(default_factory=dict)
-    firings: dict[str, list[tuple[datetime, str]]] = field(default_factory=dict)
-    earned: list[tuple[datetime, int]] = field(default_factory=list)
-    referrals_rewarded: list[datetime] = field(default_factory=list)
-    dedupe_keys: set[str] = field(default_factory=set)
-
-
-class MemberSource(Protocol):
-    """Where a working set asks for what it was not given up front (the event store)."""
-
-    def lock_member(self, customer_id: str, now: datetime) -> MemberRecord: ...
-
-    def lock_budgets(self, campaigns: Iterable[str]) -> dict[str, BudgetUse]: ...
-
-    def dedupe_keys_used(self, customer_id: str, keys: Iterable[str]) -> set[str]: ...
-
-
-class MemoryOnly:
-    """A source that knows nothing beyond memory: a replay's case."""
-
-    def lock_member(self, customer_id: str, now: datetime) -> MemberRecord:
-        return MemberRecord(customer_id, first_seen_at=now)
-
-    def lock_budgets(self, campaigns: Iterable[str]) -> dict[str, BudgetUse]:
-        return {}
-
-    def dedupe_keys_used(self, customer_id: str, keys: Iterable[str]) -> set[str]:
-        return set()
+__all__ = ["MemberSource", "MemberState", "MemoryOnly", "WorkingSet"]
 
 
 class WorkingSet:
@@ -120,6 +88,12 @@ class WorkingSet:
             ws.members[customer_id].earned.append((at, points))
         for referrer_id, at in group.referrals_rewarded:
             ws.members[referrer_id].referrals_rewarded.append(at)
+        for held in sorted(group.held_refunds, key=lambda h: (h.occurred_at, h.event_id)):
+            ws.members[held.customer_id].held.setdefault(held.order_id, []).append(held)
+        for given in group.referrer_awards:
+            ws.members[given.customer_id].referrer_awards.setdefault(given.order_id, []).append(
+                given
+            )
         return ws
 
     # -- reads, as storage would answer them
@@ -186,6 +160,15 @@ class WorkingSet:
         awards = self.members[customer_id].order_awards.get(order_id, [])
         return [replace(award) for award in awards]
 
+    def held_refunds(self, customer_id: str, order_id: str) -> list[HeldRefund]:
+        """Refunds of this order held until its purchase came, oldest first (copies)."""
+        return [replace(held) for held in self.members[customer_id].held.get(order_id, [])]
+
+    def referrer_awards(self, customer_id: str, order_id: str) -> list[ReferrerAward]:
+        """What the order's purchases gave referrers (copies, for a refund to change)."""
+        awards = self.members[customer_id].referrer_awards.get(order_id, [])
+        return [replace(award) for award in awards]
+
     def order_event(self, customer_id: str, order_id: str) -> str | None:
         order = self.members[customer_id].orders.by_id.get(order_id)
         return order.event_id if order is not None else None
@@ -217,13 +200,21 @@ class WorkingSet:
 
     # -- one event's changes, folded in
 
+    def add_event(self, event: StoredEvent) -> None:
+        """An event whose changes were folded in without it (Changes.new_event False),
+        once its answer is known."""
+        self.events[event.event_id] = event
+        if self._keep:
+            self.write.events.append(event)
+
     def apply(self, changes: Changes) -> None:
         event = changes.event
-        self.events[event.event_id] = event
+        if changes.new_event:
+            self.events[event.event_id] = event
         self._not_yet.difference_update(changes.postings)
         own = self.members[event.customer_id]
         write = self.write
-        if self._keep:
+        if self._keep and changes.new_event:
             write.events.append(event)
         for customer_id, posting in changes.postings.items():
             state = self.members[customer_id]
@@ -233,7 +224,13 @@ class WorkingSet:
                 self._next_lot -= 1
                 keys.append(key)
                 state.lots[key] = Lot(
-                    key, new.earned_at, new.points, new.expires_at, new.order_id, new.pending
+                    key,
+                    new.earned_at,
+                    new.points,
+                    new.expires_at,
+                    new.order_id,
+                    new.pending,
+                    event.event_id,
                 )
                 if self._keep:
                     write.lots.append(
@@ -277,6 +274,10 @@ class WorkingSet:
             self._order(own, changes)
         for change in changes.budgets:
             self._spend(change)
+        if changes.held_refunds:
+            self._held(own, changes.held_refunds)
+        if changes.referrer_awards:
+            self._referrer_awards(own, changes.referrer_awards)
         for message in changes.messages:
             if message.dedupe_key is not None and message.status == "queued":
                 own.dedupe_keys.add(message.dedupe_key)
@@ -322,6 +323,11 @@ class WorkingSet:
                 order = known
                 order.amount += given.amount
                 order.points_earned += given.points_earned
+                if given.tier_reached is not None:  # a later part qualified the member higher
+                    if order.tier_reached is None:
+                        order.tier_before = given.tier_before
+                    order.tier_reached = given.tier_reached
+                    order.tier_reached_at = given.tier_reached_at
             awards = {a.campaign: a for a in own.order_awards.get(given.order_id, [])}
             for added in changes.order_awards:
                 was = awards.get(added.campaign)
@@ -341,6 +347,28 @@ class WorkingSet:
             self.write.orders[(cid, order.order_id)] = order
             for award in updated:
                 self.write.order_awards[(cid, order.order_id, award.campaign)] = award
+
+    def _held(self, own: MemberState, refunds: list[HeldRefund]) -> None:
+        """A refund held now joins its order's list; one applied now leaves it."""
+        for held in refunds:
+            waiting = own.held.setdefault(held.order_id, [])
+            waiting[:] = [h for h in waiting if h.event_id != held.event_id]
+            if held.applied_by is None:
+                waiting.append(held)
+            if not waiting:
+                del own.held[held.order_id]
+            if self._keep:
+                self.write.held_refunds[held.event_id] = held
+
+    def _referrer_awards(self, own: MemberState, awards: list[ReferrerAward]) -> None:
+        """Awards a purchase gave referrers, new or as a refund left them."""
+        for award in awards:
+            key = (award.event_id, award.referrer_id, award.campaign)
+            known = own.referrer_awards.setdefault(award.order_id, [])
+            known[:] = [a for a in known if (a.event_id, a.referrer_id, a.campaign) != key]
+            known.append(award)
+            if self._keep:
+                self.write.referrer_awards[key] = award
 
     def _spend(self, change: BudgetChange) -> None:
         if change.campaign not in self._budgeted:

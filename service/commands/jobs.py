@@ -21,7 +21,8 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     run.add_argument(
         "--now",
         type=_moment,
-        help="the job's now, RFC 3339 with offset (default: the current time)",
+        help="the job's now, RFC 3339 with offset, also the time of all it writes "
+        "(default: the current time)",
     )
     run.set_defaults(handler=lambda args: run_command(args.job, args.now))
     jobs_commands.add_parser("list", help="the jobs and their schedules").set_defaults(
@@ -45,13 +46,17 @@ def _moment(text: str) -> datetime:
 def run_command(job: str, now: datetime | None) -> int:
     from service.application.jobs import JobFailed, run_job
     from service.bootstrap import build_services
+    from service.clock import fixed_clock, system_clock
     from service.scheduler import job_context
 
-    services = build_services(Settings.from_env())
+    # One clock for the whole run: with --now, everything the job writes (messages, ledger
+    # lines, offers, the job_runs row) is stamped with that moment, as its decisions are.
+    clock = system_clock if now is None else fixed_clock(now)
+    services = build_services(Settings.from_env(), clock=clock)
     try:
         ctx = job_context(services, runner="cli")
         try:
-            answer = run_job(ctx, job, now or services.clock())
+            answer = run_job(ctx, job, clock())
         except JobFailed as error:
             print(f"loyalty jobs run: {error}", file=sys.stderr)
             return 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from service.settings import MessagingSettings, Settings
@@ -76,18 +76,20 @@ def _moment(text: str) -> datetime:
 
 
 def check_command(args: argparse.Namespace) -> int:
+    from service.clock import system_clock
     from service.rules.check import check_rules
 
     return check_rules(
         args.path or Settings.from_env().rules_dir,
         engine_timeout=args.engine_timeout,
         strict=args.strict,
-        now=args.now,
+        now=args.now or system_clock(),
         channels=MessagingSettings.from_env(os.environ).channel_names(),
     )
 
 
 def diff_command(args: argparse.Namespace) -> int:
+    from service.clock import system_clock
     from service.commands.impact_format import render
     from service.commands.rules_diff import EventFile, StoredEvents, parse_since, run_diff
     from service.core.errors import RuleFileError
@@ -113,7 +115,7 @@ def diff_command(args: argparse.Namespace) -> int:
                 return 2
             source: EventFile | StoredEvents = EventFile(args.events)
         else:
-            since = parse_since(args.since, args.now or datetime.now(UTC))
+            since = parse_since(args.since, args.now or system_clock())
             source = StoredEvents(settings.database_url, since)
         impact = run_diff(
             base_files,

@@ -52,15 +52,19 @@ class ClawBackPoints:
     points: int
     order_id: str
     shortfall: int = 0  # points already spent, owed as debt
+    customer_id: str | None = None  # another member it is taken from (a referrer)
     type: str = "claw_back_points"
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "type": self.type,
             "points": self.points,
             "order_id": self.order_id,
             "shortfall": self.shortfall,
         }
+        if self.customer_id is not None:
+            body["customer_id"] = self.customer_id
+        return body
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,11 +111,12 @@ class SendMessage:
 @dataclass(frozen=True, slots=True)
 class ChangeTier:
     """The member moves to another level: qualified by the event, granted by a rule
-    (fast track, maybe for a time), or lowered at a review."""
+    (fast track, maybe for a time), lowered at a review, or lowered by a refund that
+    takes back what qualified the member."""
 
     from_tier: str | None
     to_tier: str
-    reason: str  # qualified | fast_track | review
+    reason: str  # qualified | fast_track | review | refund
     until: datetime | None = None
     campaign: str | None = None
     rule: str | None = None

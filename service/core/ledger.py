@@ -8,7 +8,7 @@ and equally the sum of the signed ledger entries; these functions keep both true
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
@@ -24,6 +24,7 @@ class Lot:
     expires_at: datetime | None = None
     order_id: str | None = None
     pending: bool = False
+    event_id: str | None = None  # the event that earned it
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,13 +95,24 @@ class Clawback:
         return sum(take.points for take in self.takes)
 
 
-def settle_clawback(lots: Sequence[Lot], points: int, order_id: str) -> Clawback:
-    """Take back points: first from the order's own lots (pending or not), then FIFO.
+def settle_clawback(
+    lots: Sequence[Lot],
+    points: int,
+    order_id: str | None,
+    earned_by: Collection[str] = (),
+) -> Clawback:
+    """Take back points: first from the lots they were paid into (pending or not): the
+    order's own, or those the events ``earned_by`` made (a referrer's thank-you for
+    another member's order); then FIFO from the rest.
 
     What cannot be taken without going below zero is returned as a shortfall.
     """
-    own = [lot for lot in lots if lot.order_id == order_id and lot.remaining > 0]
-    others = [lot for lot in fifo_order(lots) if lot.order_id != order_id and lot.remaining > 0]
+
+    def paid_into(lot: Lot) -> bool:
+        return (order_id is not None and lot.order_id == order_id) or lot.event_id in earned_by
+
+    own = [lot for lot in lots if paid_into(lot) and lot.remaining > 0]
+    others = [lot for lot in fifo_order(lots) if not paid_into(lot) and lot.remaining > 0]
     others = [lot for lot in others if not lot.pending]
     takes, left = [], points
     for lot in [*own, *others]:

@@ -160,6 +160,9 @@ class PointsPolicy:
     fixed_expiry: tuple[int, int] | None = None
     expiry_timezone: str = "UTC"
     transfers: bool = False  # members may give points to each other
+    # A clawback beyond what is left: "debt" records the rest for later earnings to repay;
+    # "forgive" clamps at zero and forgets it.
+    shortfall: str = "debt"
     # What one point is worth in the programme's currency, for cost and liability in
     # money; None: not set, and the reports give no money figures.
     value: Decimal | None = None

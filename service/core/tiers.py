@@ -96,3 +96,42 @@ def review_change(
     if now - since < policy.grace:
         return None, since
     return ChangeTier(tier, target, "review"), None
+
+
+def refunded_value(
+    policy: TierPolicy, refunded: Decimal, order_closed: bool, in_window: bool
+) -> Decimal:
+    """What a refund takes off the tier metric: the amount it refunded (spend), the order
+    once wholly refunded (orders). Points earned stay counted (a points metric counts what
+    was earned), and an order outside the window counts for nothing either way."""
+    if not in_window:
+        return Decimal(0)
+    if policy.metric == "spend":
+        return refunded
+    if policy.metric == "orders":
+        return Decimal(1) if order_closed else Decimal(0)
+    return Decimal(0)
+
+
+def refund_change(
+    policy: TierPolicy,
+    tier: str | None,
+    upgraded_from: str | None,
+    upgraded_to: str,
+    value_left: Decimal,
+) -> ChangeTier | None:
+    """Undo the upgrade a refunded purchase made (the member still stands on
+    ``upgraded_to``, reached from ``upgraded_from``), when the value left no longer
+    reaches that level: back to the higher of the level before the purchase and the
+    level the value left reaches. An upgrade other events earned is not this one's to
+    undo, so the caller passes only the member's own upgrade by that purchase."""
+    reached = policy.level(upgraded_to)
+    if reached is None or tier != upgraded_to or value_left >= reached.min:
+        return None
+    floors = [lvl for lvl in (level_for(policy, value_left), policy.level(upgraded_from)) if lvl]
+    if not floors:
+        return None
+    target = max(floors, key=lambda lvl: rank(policy, lvl.name))
+    if rank(policy, target.name) >= rank(policy, tier):
+        return None
+    return ChangeTier(tier, target.name, "refund")

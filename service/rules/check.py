@@ -9,7 +9,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Collection
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from service.core.errors import RuleFileError
@@ -26,7 +26,7 @@ def check_rules(
     *,
     engine_timeout: float = 60.0,
     strict: bool = False,
-    now: datetime | None = None,
+    now: datetime,
     channels: Collection[str] | None = None,
 ) -> int:
     """Exit code 0 when the rules are fit to serve; lint warnings fail only when strict.
@@ -44,7 +44,7 @@ def check_rules(
         print(f"{len(error.problems)} problem(s) in {path}", file=sys.stderr)
         return 1
     ruleset = loaded.ruleset
-    findings = lint(ruleset, loaded.cases, now=now or datetime.now(UTC))
+    findings = lint(ruleset, loaded.cases, now=now)
     for finding in findings:
         print(finding.format(path))
     errors = sum(1 for f in findings if f.severity == ERROR)

@@ -10,23 +10,33 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, or_, select
 
-from service.application.ports import MemberRecord, OrderAward, OrderRecord
+from service.application.ports import (
+    HeldRefund,
+    MemberRecord,
+    OrderAward,
+    OrderRecord,
+    ReferrerAward,
+)
 from service.application.replay import MemberSeed
 from service.core.evaluation import BudgetUse
+from service.core.ledger import clawback_points
 from service.storage.tables import (
     events,
+    held_refunds,
     ledger_entries,
     member_offers,
     members,
     order_awards,
     orders,
     referrals,
+    referrer_awards,
     rule_firings,
     tier_history,
 )
@@ -45,7 +55,7 @@ def stored_events(engine: Engine, since: datetime) -> Iterator[tuple[str, Any]]:
     query = (
         select(events.c.event_id, events.c.payload)
         .where(events.c.occurred_at >= since)
-        .order_by(events.c.recorded_at, events.c.event_id)
+        .order_by(events.c.id)
     )
     with engine.connect() as connection:
         rows = connection.execution_options(yield_per=BATCH).execute(query)
@@ -70,6 +80,7 @@ def starting_states(
         _profiles(db, seeds, since)
         _tiers(db, seeds, since)
         _orders(db, seeds, since, window)
+        _held(db, seeds, since)
         _history(db, seeds, since, window)
         budgets = _budgets(db, since, budgeted)
     return seeds, budgets
@@ -88,7 +99,7 @@ def _profiles(db: Any, seeds: dict[str, MemberSeed], since: datetime) -> None:
     query = (
         select(events.c.customer_id, events.c.payload, events.c.result)
         .where(events.c.occurred_at < since)
-        .order_by(events.c.recorded_at, events.c.event_id)
+        .order_by(events.c.id)
     )
     for customer_id, payload, result in db.execution_options(yield_per=BATCH).execute(query):
         seed = seeds.get(customer_id)
@@ -151,14 +162,20 @@ def _balances(db: Any, seeds: dict[str, MemberSeed], since: datetime) -> None:
 
 def _tiers(db: Any, seeds: dict[str, MemberSeed], since: datetime) -> None:
     query = (
-        select(tier_history.c.customer_id, tier_history.c.to_tier, tier_history.c.until)
+        select(
+            tier_history.c.customer_id,
+            tier_history.c.to_tier,
+            tier_history.c.until,
+            tier_history.c.occurred_at,
+        )
         .where(tier_history.c.occurred_at < since)
         .order_by(tier_history.c.id)
     )
-    for customer_id, tier, until in db.execute(query):
+    for customer_id, tier, until, at in db.execute(query):
         if customer_id in seeds:
             seeds[customer_id].record.tier = tier
             seeds[customer_id].record.tier_until = until
+            seeds[customer_id].record.tier_since = at
 
 
 def _orders(db: Any, seeds: dict[str, MemberSeed], since: datetime, window: timedelta) -> None:
@@ -188,6 +205,10 @@ def _orders(db: Any, seeds: dict[str, MemberSeed], since: datetime, window: time
                     row["event_id"],
                 )
             )
+    thanks: dict[tuple[str, str], list[ReferrerAward]] = defaultdict(list)
+    for row in db.execute(select(referrer_awards).order_by(referrer_awards.c.event_id)).mappings():
+        if row["customer_id"] in seeds:
+            thanks[row["customer_id"], row["order_id"]].append(ReferrerAward(**row))
     query = select(orders).where(orders.c.occurred_at < since).order_by(orders.c.occurred_at)
     for row in db.execute(query).mappings():
         seed = seeds.get(row["customer_id"])
@@ -212,8 +233,40 @@ def _orders(db: Any, seeds: dict[str, MemberSeed], since: datetime, window: time
                     points_clawed=max(row["points_clawed"] - clawed_since.get(key, 0), 0),
                     refunded_amount=refunded,
                     event_id=row["event_id"],
+                    tier_before=row["tier_before"],
+                    tier_reached=row["tier_reached"],
+                    tier_reached_at=row["tier_reached_at"],
                 )
             )
+            given = [
+                replace(award, points_clawed=_clawed_by(award.points, row["amount"], refunded))
+                for award in thanks.get(key, [])
+            ]
+            if given:
+                seed.referrer_awards[row["order_id"]] = given
+
+
+def _clawed_by(points: int, amount: Decimal, refunded: Decimal) -> int:
+    """What refunds of ``refunded`` took back of ``points``: clawbacks follow the refunded
+    share of the order, whatever the steps (service.core.ledger.clawback_points)."""
+    clawed, _after = clawback_points(points, 0, amount, Decimal(0), refunded)
+    return clawed
+
+
+def _held(db: Any, seeds: dict[str, MemberSeed], since: datetime) -> None:
+    """Refunds held before the span began whose purchase had not come by then."""
+    query = (
+        select(held_refunds)
+        .where(
+            held_refunds.c.occurred_at < since,
+            or_(held_refunds.c.applied_at.is_(None), held_refunds.c.applied_at >= since),
+        )
+        .order_by(held_refunds.c.occurred_at, held_refunds.c.event_id)
+    )
+    for row in db.execute(query).mappings():
+        seed = seeds.get(row["customer_id"])
+        if seed is not None:
+            seed.held.append(HeldRefund(**{**row, "applied_by": None, "applied_at": None}))
 
 
 def _history(db: Any, seeds: dict[str, MemberSeed], since: datetime, window: timedelta) -> None:

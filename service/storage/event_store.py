@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -30,11 +30,13 @@ from service.application.event_ports import (
 )
 from service.application.ports import (
     DuplicateEvent,
+    HeldRefund,
     MemberRecord,
     NewMessage,
     OrderAward,
     OrderRecord,
     Posting,
+    ReferrerAward,
     StoredEvent,
 )
 from service.core.evaluation import BudgetUse
@@ -70,6 +72,17 @@ class EventPathStore:
 
         def add_messages_of(self, rows: Sequence[tuple[str, str | None, NewMessage]]) -> None: ...
 
+        # service.storage.refund_store.RefundRowsStore, beside it too
+        def held_refunds_for(
+            self, customer_ids: Sequence[str], order_ids: Sequence[str]
+        ) -> list[HeldRefund]: ...
+
+        def referrer_awards_for(
+            self, customer_ids: Sequence[str], order_ids: Sequence[str]
+        ) -> list[ReferrerAward]: ...
+
+        def write_refund_rows(self, changes: GroupWrite) -> None: ...
+
     # -- reading a group
 
     def lock_and_read(self, reads: GroupReads) -> LoadedGroup:
@@ -78,12 +91,21 @@ class EventPathStore:
             record.customer_id: record
             for record in self._lock_members(reads.customer_ids, reads.now)
         }
-        others = [c for c in reads.referrers if c not in found]
+        cids = list(reads.customer_ids)
+        held = self.held_refunds_for(cids, reads.held_for)
+        given = self.referrer_awards_for(reads.lots_of, reads.refunded_orders)
+        # Refunds may take back what referrers were given: those of the refunded orders,
+        # and those of members whose purchases find a refund held; they are locked (if
+        # they exist) and their lots read with the members'.
+        holders = {h.customer_id for h in held}
+        takers = {a.referrer_id for a in given}
+        takers.update(r for r in (found[c].referred_by for c in holders) if r is not None)
+        others = sorted((set(reads.referrers) | takers) - set(found))
         if others:
             query = sql.members_for_update if self.dialect == "postgresql" else sql.members
             for row in db.execute(query, {"ids": others}).mappings():
                 found[row["customer_id"]] = _member(row)
-        cids = list(reads.customer_ids)
+        lots_of = sorted(set(reads.lots_of) | holders | (takers & set(found)))
         stored = {
             row.event_id: _stored_event(row)
             for row in db.execute(sql.events, {"ids": list(reads.event_ids)})
@@ -123,9 +145,11 @@ class EventPathStore:
             orders=order_rows,
             order_awards=awards,
             firings=firings,
-            lots=self._lots(reads.lots_of),
+            lots=self._lots(lots_of),
             earned=self._earned(cids, reads.earned_since),
             referrals_rewarded=self._rewarded(reads.referrers),
+            held_refunds=held,
+            referrer_awards=given,
         )
 
     def _lock_members(self, customer_ids: Sequence[str], now: datetime) -> list[MemberRecord]:
@@ -220,11 +244,11 @@ class EventPathStore:
 
     # -- writing a group
 
-    def write_group(self, changes: GroupWrite, recorded_at: datetime | None = None) -> None:
+    def write_group(self, changes: GroupWrite, recorded_at: datetime) -> None:
         """Everything the group changed, one statement per table. ``recorded_at``: when
-        the rows count as written (by default, now)."""
+        the rows count as written, by the clock of the use case writing them."""
         db = self.db
-        now = recorded_at or datetime.now(UTC)
+        now = recorded_at
         if changes.events:
             try:
                 db.execute(INSERT_EVENTS, [_event_row(e, now) for e in changes.events])
@@ -267,6 +291,7 @@ class EventPathStore:
                     for (cid, oid, _), award in sorted(changes.order_awards.items())
                 ],
             )
+        self.write_refund_rows(changes)
         if changes.budgets:
             db.execute(
                 SPEND_BUDGET,
@@ -551,6 +576,9 @@ def _order_row(order: OrderRecord) -> dict[str, Any]:
         "points_clawed": order.points_clawed,
         "refunded_amount": order.refunded_amount,
         "event_id": order.event_id,
+        "tier_before": order.tier_before,
+        "tier_reached": order.tier_reached,
+        "tier_reached_at": order.tier_reached_at,
     }
 
 
@@ -568,7 +596,7 @@ def _award_row(customer_id: str, order_id: str, award: OrderAward) -> dict[str, 
 
 def _is_event_id_taken(error: IntegrityError) -> bool:
     text = str(error.orig)
-    return "pk_events" in text or "events.event_id" in text
+    return "uq_events_event_id" in text or "events.event_id" in text
 
 
 def _new_member(customer_id: str, now: datetime) -> dict[str, Any]:
@@ -589,7 +617,13 @@ def _new_member(customer_id: str, now: datetime) -> dict[str, Any]:
 
 def lot_from_row(r: Any) -> Lot:
     return Lot(
-        r["id"], r["earned_at"], r["remaining"], r["expires_at"], r["order_id"], bool(r["pending"])
+        r["id"],
+        r["earned_at"],
+        r["remaining"],
+        r["expires_at"],
+        r["order_id"],
+        bool(r["pending"]),
+        r["event_id"],
     )
 
 

@@ -98,6 +98,10 @@ class MemberOffersStore:
         )
         return True
 
+    def reward_stock_taken(self) -> dict[str, int]:
+        rows = self.db.execute(select(reward_stock.c.reward_id, reward_stock.c.taken))
+        return {reward_id: int(taken) for reward_id, taken in rows}
+
     def give_back_reward_stock(self, reward_id: str) -> None:
         self.db.execute(
             update(reward_stock)

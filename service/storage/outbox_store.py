@@ -4,7 +4,7 @@ them, and the history frequency caps count."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, insert, or_, select, update
@@ -51,10 +51,9 @@ class OutboxStore:
         """Messages of several members and events, in one statement."""
         if not items:
             return
-        now = datetime.now(UTC)
         rows = []
         for customer_id, event_id, message in items:
-            created = message.created_at or now
+            created = message.created_at
             queued = message.status == "queued"
             rows.append(
                 {

@@ -21,6 +21,7 @@ from service.storage.tables import (
     erasures,
     event_traces,
     events,
+    held_refunds,
     ledger_entries,
     member_offers,
     members,
@@ -30,6 +31,7 @@ from service.storage.tables import (
     point_lots,
     redemptions,
     referrals,
+    referrer_awards,
     rule_firings,
     tier_history,
     transfers,
@@ -49,6 +51,8 @@ OWNED: tuple[Table, ...] = (
     redemptions,
     outbox,
     adjustments,
+    held_refunds,
+    referrer_awards,  # as the buyer; as the referrer below
 )
 # Cleared on erasure: who the person is and how to reach them. Amounts, tier and dates stay.
 PERSONAL_FIELDS: dict[str, Any] = {
@@ -100,6 +104,17 @@ class PersonalDataStore:
                 (transfers.c.from_id == customer_id) | (transfers.c.to_id == customer_id),
                 order=transfers.c.created_at,
             ),
+            held_refunds=rows(
+                held_refunds,
+                held_refunds.c.customer_id == customer_id,
+                order=held_refunds.c.occurred_at,
+            ),
+            referrer_awards=rows(
+                referrer_awards,
+                (referrer_awards.c.customer_id == customer_id)
+                | (referrer_awards.c.referrer_id == customer_id),
+                order=referrer_awards.c.event_id,
+            ),
         )
 
     def erase_member(
@@ -142,6 +157,7 @@ class PersonalDataStore:
         for column in (
             referrals.c.referee_id,
             referrals.c.referrer_id,
+            referrer_awards.c.referrer_id,
             transfers.c.from_id,
             transfers.c.to_id,
         ):

@@ -25,25 +25,24 @@ from sqlalchemy.dialects import postgresql, sqlite
 from service.application.ports import (
     EventTrace,
     LedgerRow,
-    MemberHistory,
     MemberRecord,
     OrderAward,
     OrderRecord,
     RulesActivation,
-    StoredEvent,
 )
 from service.core.evaluation import BudgetUse
 from service.core.ledger import Lot
+from service.storage.event_history import EventHistoryStore
 from service.storage.event_store import EventPathStore, lot_from_row
 from service.storage.job_store import JobStore
 from service.storage.manual_points_store import ManualPointsStore
 from service.storage.member_store import MemberOffersStore
 from service.storage.outbox_store import OutboxStore
 from service.storage.personal_data_store import PersonalDataStore
+from service.storage.refund_store import RefundRowsStore
 from service.storage.tables import (
     campaign_budgets,
     event_traces,
-    events,
     ledger_entries,
     members,
     order_awards,
@@ -53,12 +52,18 @@ from service.storage.tables import (
     rule_firings,
     rules_activations,
     rules_versions,
-    tier_history,
 )
 
 
 class SqlStore(
-    EventPathStore, MemberOffersStore, OutboxStore, JobStore, PersonalDataStore, ManualPointsStore
+    EventPathStore,
+    EventHistoryStore,
+    RefundRowsStore,
+    MemberOffersStore,
+    OutboxStore,
+    JobStore,
+    PersonalDataStore,
+    ManualPointsStore,
 ):
     def __init__(self, connection: Connection) -> None:
         self.db = connection
@@ -331,72 +336,6 @@ class SqlStore(
         query = select(event_traces).where(event_traces.c.event_id == event_id)
         row = self.db.execute(query).mappings().first()
         return EventTrace(**row) if row is not None else None
-
-    def history_before(self, event: StoredEvent) -> MemberHistory:
-        """What the tables say about the event's member before it was applied.
-
-        Rows of later events are left out; values that later events update in place (an
-        order's refunds, the member's tags) are as they are now.
-        """
-        customer_id = event.customer_id
-        recorded_at = self.db.execute(
-            select(events.c.recorded_at).where(events.c.event_id == event.event_id)
-        ).scalar_one()
-        earlier = select(events.c.event_id).where(
-            events.c.customer_id == customer_id, events.c.recorded_at < recorded_at
-        )
-        before, first_at = self.db.execute(
-            select(func.count(), func.min(events.c.occurred_at)).where(
-                events.c.customer_id == customer_id, events.c.recorded_at < recorded_at
-            )
-        ).one()
-        mine = ledger_entries.c.customer_id == customer_id
-        balance = self.db.execute(
-            select(func.coalesce(func.sum(ledger_entries.c.points), 0)).where(
-                mine, ledger_entries.c.recorded_at < recorded_at
-            )
-        ).scalar_one()
-        earned = self.db.execute(
-            select(ledger_entries.c.occurred_at, ledger_entries.c.points).where(
-                mine,
-                ledger_entries.c.recorded_at < recorded_at,
-                ledger_entries.c.kind.in_(("earned", "pending")),
-            )
-        ).all()
-        tier = self.db.execute(
-            select(tier_history.c.to_tier)
-            .where(
-                tier_history.c.customer_id == customer_id,
-                tier_history.c.event_id.in_(earlier)
-                | (
-                    tier_history.c.event_id.is_(None)
-                    & (tier_history.c.occurred_at < event.occurred_at)
-                ),
-            )
-            .order_by(tier_history.c.id.desc())
-            .limit(1)
-        ).scalar()
-        order_rows = self.db.execute(
-            select(orders.c.occurred_at, orders.c.amount, orders.c.refunded_amount).where(
-                orders.c.customer_id == customer_id, orders.c.event_id.in_(earlier)
-            )
-        ).all()
-        fired: dict[str, list[datetime]] = defaultdict(list)
-        for key, at in self.db.execute(
-            select(rule_firings.c.rule_key, rule_firings.c.occurred_at)
-            .where(rule_firings.c.customer_id == customer_id, rule_firings.c.event_id.in_(earlier))
-            .order_by(rule_firings.c.occurred_at)
-        ):
-            fired[key].append(at)
-        return MemberHistory(
-            points_available=int(balance),
-            tier=tier,
-            events_before=int(before),
-            first_event_at=first_at,
-            orders=[(at, amount, refunded) for at, amount, refunded in order_rows],
-            earned=[(at, int(points)) for at, points in earned],
-            firings={key: tuple(times) for key, times in fired.items()},
-        )
 
 
 def _activation(row: Any) -> RulesActivation:

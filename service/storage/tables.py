@@ -62,7 +62,10 @@ members = Table(
 events = Table(
     "events",
     metadata,
-    Column("event_id", String(128), primary_key=True),
+    # The order events were written in: recorded_at ties whenever a clock is fixed (a job
+    # run with --now) and within a group, so history reads follow this instead.
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("event_id", String(128), nullable=False, unique=True),
     Column("customer_id", String(128), nullable=False),
     Column("type", String(16), nullable=False),
     Column("occurred_at", Moment, nullable=False),
@@ -133,6 +136,38 @@ orders = Table(
     Column("points_clawed", BigInteger, nullable=False, default=0),
     Column("refunded_amount", Money(), nullable=False, default=0),
     Column("event_id", String(128)),  # the purchase that opened the order
+    # The upgrade its purchase qualified the member for (a refund may undo it).
+    Column("tier_before", String(64)),
+    Column("tier_reached", String(64)),
+    Column("tier_reached_at", Moment),
+)
+
+# Refunds of orders not known when they came, until a purchase of the order applies them.
+held_refunds = Table(
+    "held_refunds",
+    metadata,
+    Column("event_id", String(128), primary_key=True),  # the refund
+    Column("customer_id", String(128), nullable=False),
+    Column("order_id", String(128), nullable=False),
+    Column("amount", Money(), nullable=False),
+    Column("occurred_at", Moment, nullable=False),
+    Column("applied_by", String(128)),  # the purchase that applied it; NULL while held
+    Column("applied_at", Moment),
+    Index("ix_held_refunds_customer_order", "customer_id", "order_id"),
+)
+
+# Points a purchase gave another member (a referrer's thank-you), for its refund to take back.
+referrer_awards = Table(
+    "referrer_awards",
+    metadata,
+    Column("event_id", String(128), primary_key=True),  # the purchase
+    Column("referrer_id", String(128), primary_key=True),
+    Column("campaign", String(128), primary_key=True),
+    Column("customer_id", String(128), nullable=False),  # the buyer
+    Column("order_id", String(128), nullable=False),
+    Column("points", BigInteger, nullable=False),
+    Column("points_clawed", BigInteger, nullable=False, default=0),
+    Index("ix_referrer_awards_customer_order", "customer_id", "order_id"),
 )
 
 campaign_budgets = Table(
@@ -159,7 +194,7 @@ tier_history = Table(
     Column("customer_id", String(128), nullable=False),
     Column("from_tier", String(64)),
     Column("to_tier", String(64), nullable=False),
-    Column("reason", String(16), nullable=False),  # qualified | fast_track | review
+    Column("reason", String(16), nullable=False),  # qualified | fast_track | review | refund
     Column("until", Moment),
     Column("event_id", String(128)),
     Column("campaign", String(128)),

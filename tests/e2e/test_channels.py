@@ -1,31 +1,25 @@
-"""The real channel adapters against real local servers: an HTTP server (http.server in a
-thread) for the webhook and an SMTP server (aiosmtpd) for email. Messages are queued by
-real events and delivered by the dispatch job, on SQLite and PostgreSQL."""
+"""The real channel adapters against real local servers (tests.channel_servers): an HTTP
+server for the webhook and an SMTP server for email. Messages are queued by real events
+and delivered by the dispatch job, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
-import socket
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email import message_from_bytes
-from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from service.application.delivery import Delivery, DeliveryFailed
 from service.application.outbox import OutboxPolicy
 from service.bootstrap import Services
 from service.channels.email import SmtpChannel
 from service.channels.webhook import WebhookChannel
+from tests.channel_servers import Hook, Mailbox, free_port, smtp_server, webhook_receiver
 from tests.conftest import FixedClock
 from tests.service.helpers import activity, app_for, event, post
 from tests.service.jobs_helpers import (
@@ -42,75 +36,16 @@ SECRET = "webhook-test-secret"
 MORNING = datetime.fromisoformat("2026-12-02T10:00:00+08:00")
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class Hook:
-    """What the local webhook receiver saw, and how it answers."""
-
-    url: str
-    status: int = 200
-    requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    hang: threading.Event | None = None  # while set, requests wait (a timeout test)
-
-
 @pytest.fixture
 def hook() -> Iterator[Hook]:
-    state = Hook("")
-
-    class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            state.requests.append((dict(self.headers.items()), body))
-            if state.hang is not None:
-                state.hang.wait(10)
-            self.send_response(state.status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *_: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    server.daemon_threads = True
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/loyalty-hook"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with webhook_receiver() as state:
         yield state
-    finally:
-        if state.hang is not None:
-            state.hang.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-
-
-class Mailbox:
-    def __init__(self) -> None:
-        self.mails: list[tuple[str, list[str], Message]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        self.mails.append(
-            (envelope.mail_from, list(envelope.rcpt_tos), message_from_bytes(envelope.content))
-        )
-        return "250 Message accepted for delivery"
 
 
 @pytest.fixture
 def smtp() -> Iterator[tuple[Mailbox, int]]:
-    mailbox = Mailbox()
-    port = free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield mailbox, port
-    finally:
-        controller.stop()
+    with smtp_server() as server:
+        yield server
 
 
 @pytest.fixture

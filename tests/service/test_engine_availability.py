@@ -76,7 +76,7 @@ def test_the_service_says_so_at_start_and_in_readyz_and_still_serves(
 def test_rules_check_passes_on_the_reference_and_says_durable_was_not_checked(
     durable_missing: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert check_rules(RULES_DIR) == 0
+    assert check_rules(RULES_DIR, now=FixedClock()()) == 0
 
     out = capsys.readouterr().out
     assert f"{RULES_DIR}: durable-rules not checked, unavailable here ({durable_missing})" in out

@@ -75,7 +75,7 @@ def test_a_repeated_event_id_in_a_group_raises_and_the_transaction_keeps_nothing
         store = SqlStore(connection)
         stored = StoredEvent("e-1", "ann", "purchase", AT, "0" * 64, {}, {}, "v1")
         with pytest.raises(DuplicateEvent):
-            store.write_group(GroupWrite(events=[stored, stored]))
+            store.write_group(GroupWrite(events=[stored, stored]), AT)
         connection.rollback()
     with services.db.connect() as connection:
         assert connection.execute(select(events)).all() == []

@@ -167,7 +167,9 @@ def scheduler(services: Services, *, rules_fail: bool = False) -> SchedulerProce
     ctx = context(services, runner="metrics-test")
     if rules_fail:
         ctx = dataclasses.replace(ctx, rules=rules_unavailable)
-    lock = leader_lock(services.db, ctx.uow, ctx.runner, f"metrics-{new_id('lock')}")
+    lock = leader_lock(
+        services.db, ctx.uow, ctx.runner, f"metrics-{new_id('lock')}", clock=ctx.clock
+    )
     return SchedulerProcess(ctx, lock, {}, "Asia/Shanghai")
 
 

@@ -14,7 +14,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from service.api.rules_admin import SYNC, ReloadAnswer
+from service.api.answers import ReloadAnswer
+from service.api.context import RULES_SYNC
 from service.bootstrap import Services, build_services
 from service.settings import Settings, parse_api_keys
 from tests.conftest import AUTH, RULES_DIR, FixedClock
@@ -40,7 +41,7 @@ def worker(database_url: str, rules_dir: Path, clock: FixedClock) -> Iterator[Se
 
 def client_of(services: Services, sync_every: float = 5.0) -> FlaskClient:
     app: Flask = app_for(services)
-    app.extensions[SYNC].every = sync_every
+    app.extensions[RULES_SYNC].every = sync_every
     return app.test_client()
 
 

@@ -15,7 +15,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import delete
 
-from service.api.rules_admin import LedgerEntryExplanation, VersionAnswer, VersionsAnswer
+from service.api.answers import LedgerEntryExplanation, VersionAnswer, VersionsAnswer
 from service.application.event_source import event_from_json
 from service.application.traces import (
     snapshot_from_json,

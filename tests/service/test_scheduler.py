@@ -92,7 +92,7 @@ def test_two_schedulers_race_and_only_the_leader_runs_jobs(services: Services) -
 
     def scheduler(runner: str) -> SchedulerProcess:
         ctx = context(services, runner=runner)
-        lock = leader_lock(services.db, ctx.uow, runner, name)
+        lock = leader_lock(services.db, ctx.uow, runner, name, clock=ctx.clock)
         return SchedulerProcess(
             ctx, lock, schedules, "Asia/Shanghai", poll_seconds=0.05, heartbeat_seconds=0.1
         )

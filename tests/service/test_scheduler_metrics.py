@@ -96,7 +96,7 @@ def test_the_scheduler_serves_its_job_runs_leadership_and_outbox_depth(
         "expire-offers": JobSchedule("expire-offers", every=every),
         "review-tiers": JobSchedule("review-tiers", every=every),
     }
-    lock = leader_lock(services.db, ctx.uow, ctx.runner, f"ops-{uuid.uuid4().hex}")
+    lock = leader_lock(services.db, ctx.uow, ctx.runner, f"ops-{uuid.uuid4().hex}", clock=ctx.clock)
     process = SchedulerProcess(
         ctx, lock, schedules, "Asia/Shanghai", poll_seconds=0.05, heartbeat_seconds=0.1
     )

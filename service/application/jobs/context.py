@@ -18,7 +18,7 @@ Clock = Callable[[], datetime]
 class JobContext:
     uow: JobUnitOfWorkFactory
     rules: Callable[[], ActiveRules]  # the rules active when the job runs
-    clock: Clock  # wall time, for records; decisions use the job's `now`
+    clock: Clock  # stamps what the job writes (`jobs run --now` fixes it); decisions use `now`
     channels: Mapping[str, Channel] = field(default_factory=dict)
     outbox: OutboxPolicy = field(default_factory=OutboxPolicy)
     runner: str = "cli"  # who ran it: host:pid:nonce of a scheduler, or the CLI

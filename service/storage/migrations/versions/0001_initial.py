@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 12:30:49.591999
+Create Date: 2026-12-05 19:56:44.619565
 """
 
 from __future__ import annotations
@@ -20,12 +20,28 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table('adjustments',
+    sa.Column('adjustment_id', sa.String(length=128), nullable=False),
+    sa.Column('customer_id', sa.String(length=128), nullable=False),
+    sa.Column('points', sa.BigInteger(), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('allow_debt', sa.Integer(), nullable=False),
+    sa.Column('made_by', sa.String(length=64), nullable=False),
+    sa.Column('created_at', service.storage.types.UtcDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('adjustment_id', name=op.f('pk_adjustments'))
+    )
     op.create_table('campaign_budgets',
     sa.Column('campaign', sa.String(length=128), nullable=False),
     sa.Column('points_used', sa.BigInteger(), nullable=False),
     sa.Column('offers_issued', sa.Integer(), nullable=False),
     sa.Column('revenue', service.storage.types.Money(), nullable=False),
     sa.PrimaryKeyConstraint('campaign', name=op.f('pk_campaign_budgets'))
+    )
+    op.create_table('erasures',
+    sa.Column('pseudonym', sa.String(length=128), nullable=False),
+    sa.Column('erased_at', service.storage.types.UtcDateTime(), nullable=False),
+    sa.Column('erased_by', sa.String(length=64), nullable=False),
+    sa.PrimaryKeyConstraint('pseudonym', name=op.f('pk_erasures'))
     )
     op.create_table('event_traces',
     sa.Column('event_id', sa.String(length=128), nullable=False),
@@ -39,6 +55,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('event_id', name=op.f('pk_event_traces'))
     )
     op.create_table('events',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('event_id', sa.String(length=128), nullable=False),
     sa.Column('customer_id', sa.String(length=128), nullable=False),
     sa.Column('type', sa.String(length=16), nullable=False),
@@ -48,11 +65,25 @@ def upgrade() -> None:
     sa.Column('payload', sa.JSON(), nullable=False),
     sa.Column('result', sa.JSON(), nullable=False),
     sa.Column('rules_version', sa.String(length=32), nullable=False),
-    sa.PrimaryKeyConstraint('event_id', name=op.f('pk_events'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_events')),
+    sa.UniqueConstraint('event_id', name=op.f('uq_events_event_id'))
     )
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.create_index('ix_events_customer_occurred', ['customer_id', 'occurred_at'], unique=False)
         batch_op.create_index('ix_events_occurred', ['occurred_at'], unique=False)
+
+    op.create_table('held_refunds',
+    sa.Column('event_id', sa.String(length=128), nullable=False),
+    sa.Column('customer_id', sa.String(length=128), nullable=False),
+    sa.Column('order_id', sa.String(length=128), nullable=False),
+    sa.Column('amount', service.storage.types.Money(), nullable=False),
+    sa.Column('occurred_at', service.storage.types.UtcDateTime(), nullable=False),
+    sa.Column('applied_by', sa.String(length=128), nullable=True),
+    sa.Column('applied_at', service.storage.types.UtcDateTime(), nullable=True),
+    sa.PrimaryKeyConstraint('event_id', name=op.f('pk_held_refunds'))
+    )
+    with op.batch_alter_table('held_refunds', schema=None) as batch_op:
+        batch_op.create_index('ix_held_refunds_customer_order', ['customer_id', 'order_id'], unique=False)
 
     op.create_table('job_runs',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -131,6 +162,9 @@ def upgrade() -> None:
     sa.Column('points_clawed', sa.BigInteger(), nullable=False),
     sa.Column('refunded_amount', service.storage.types.Money(), nullable=False),
     sa.Column('event_id', sa.String(length=128), nullable=True),
+    sa.Column('tier_before', sa.String(length=64), nullable=True),
+    sa.Column('tier_reached', sa.String(length=64), nullable=True),
+    sa.Column('tier_reached_at', service.storage.types.UtcDateTime(), nullable=True),
     sa.PrimaryKeyConstraint('customer_id', 'order_id', name=op.f('pk_orders'))
     )
     op.create_table('outbox',
@@ -201,6 +235,24 @@ def upgrade() -> None:
     with op.batch_alter_table('referrals', schema=None) as batch_op:
         batch_op.create_index('ix_referrals_referrer', ['referrer_id', 'occurred_at'], unique=False)
 
+    op.create_table('referrer_awards',
+    sa.Column('event_id', sa.String(length=128), nullable=False),
+    sa.Column('referrer_id', sa.String(length=128), nullable=False),
+    sa.Column('campaign', sa.String(length=128), nullable=False),
+    sa.Column('customer_id', sa.String(length=128), nullable=False),
+    sa.Column('order_id', sa.String(length=128), nullable=False),
+    sa.Column('points', sa.BigInteger(), nullable=False),
+    sa.Column('points_clawed', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('event_id', 'referrer_id', 'campaign', name=op.f('pk_referrer_awards'))
+    )
+    with op.batch_alter_table('referrer_awards', schema=None) as batch_op:
+        batch_op.create_index('ix_referrer_awards_customer_order', ['customer_id', 'order_id'], unique=False)
+
+    op.create_table('reward_stock',
+    sa.Column('reward_id', sa.String(length=128), nullable=False),
+    sa.Column('taken', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('reward_id', name=op.f('pk_reward_stock'))
+    )
     op.create_table('rule_firings',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('customer_id', sa.String(length=128), nullable=False),
@@ -241,6 +293,15 @@ def upgrade() -> None:
     with op.batch_alter_table('tier_history', schema=None) as batch_op:
         batch_op.create_index('ix_tier_history_customer', ['customer_id', 'id'], unique=False)
 
+    op.create_table('transfers',
+    sa.Column('transfer_id', sa.String(length=128), nullable=False),
+    sa.Column('from_id', sa.String(length=128), nullable=False),
+    sa.Column('to_id', sa.String(length=128), nullable=False),
+    sa.Column('points', sa.BigInteger(), nullable=False),
+    sa.Column('made_by', sa.String(length=64), nullable=False),
+    sa.Column('created_at', service.storage.types.UtcDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('transfer_id', name=op.f('pk_transfers'))
+    )
     op.create_table('ledger_entries',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('customer_id', sa.String(length=128), nullable=False),
@@ -285,6 +346,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_ledger_entries_customer_id')
 
     op.drop_table('ledger_entries')
+    op.drop_table('transfers')
     with op.batch_alter_table('tier_history', schema=None) as batch_op:
         batch_op.drop_index('ix_tier_history_customer')
 
@@ -295,6 +357,11 @@ def downgrade() -> None:
         batch_op.drop_index('ix_rule_firings_customer_rule')
 
     op.drop_table('rule_firings')
+    op.drop_table('reward_stock')
+    with op.batch_alter_table('referrer_awards', schema=None) as batch_op:
+        batch_op.drop_index('ix_referrer_awards_customer_order')
+
+    op.drop_table('referrer_awards')
     with op.batch_alter_table('referrals', schema=None) as batch_op:
         batch_op.drop_index('ix_referrals_referrer')
 
@@ -320,10 +387,16 @@ def downgrade() -> None:
         batch_op.drop_index('ix_job_runs_job')
 
     op.drop_table('job_runs')
+    with op.batch_alter_table('held_refunds', schema=None) as batch_op:
+        batch_op.drop_index('ix_held_refunds_customer_order')
+
+    op.drop_table('held_refunds')
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.drop_index('ix_events_occurred')
         batch_op.drop_index('ix_events_customer_occurred')
 
     op.drop_table('events')
     op.drop_table('event_traces')
+    op.drop_table('erasures')
     op.drop_table('campaign_budgets')
+    op.drop_table('adjustments')
