@@ -5,7 +5,7 @@ report's statements read one snapshot of the database."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from itertools import pairwise
@@ -24,6 +24,7 @@ from sqlalchemy import (
     or_,
     select,
     type_coerce,
+    union_all,
 )
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -75,18 +76,28 @@ class SqlReportStore:
     def awards(self, start: datetime, end: datetime) -> list[CampaignAwards]:
         """Points each campaign's rules credited in the period, and to how many members;
         pending points only if their return window ended by ``end``."""
-        released = exists().where(lots.c.id == entries.c.lot_id, lots.c.available_at <= moment(end))
-        query = (
-            select(
-                entries.c.campaign,
-                func.sum(entries.c.points),
-                func.count(distinct(entries.c.customer_id)),
-            )
+        # Only pending entries need their lot. Per campaign and member first, then per
+        # campaign: two groupings, where count(DISTINCT) would sort the period's entries.
+        earned = select(entries.c.campaign, entries.c.customer_id, entries.c.points).where(
+            _within(entries.c.occurred_at, start, end), entries.c.kind == EARNED
+        )
+        released = (
+            select(entries.c.campaign, entries.c.customer_id, entries.c.points)
+            .select_from(entries.join(lots, lots.c.id == entries.c.lot_id))
             .where(
                 _within(entries.c.occurred_at, start, end),
-                or_(entries.c.kind == EARNED, and_(entries.c.kind == PENDING, released)),
+                entries.c.kind == PENDING,
+                lots.c.available_at <= moment(end),
             )
-            .group_by(entries.c.campaign)
+        )
+        credited = union_all(earned, released).subquery()
+        paid = (
+            select(credited.c.campaign, func.sum(credited.c.points).label("points"))
+            .group_by(credited.c.campaign, credited.c.customer_id)
+            .subquery()
+        )
+        query = select(paid.c.campaign, func.sum(paid.c.points), func.count()).group_by(
+            paid.c.campaign
         )
         return [
             CampaignAwards(campaign or "", int(points), int(count))
@@ -114,19 +125,23 @@ class SqlReportStore:
         """Points held at ``at``, by month of expiry: what is left now in the lots alive
         then, less what entries after ``at`` added to them (and plus what they took). A
         lot's remaining points are always the sum of its entries, so this reads the lots
-        once and only the entries after ``at``, rather than the whole ledger."""
+        with points left and the entries after ``at``, never the whole ledger."""
         alive = and_(
             lots.c.earned_at < moment(at),
             or_(lots.c.expires_at.is_(None), lots.c.expires_at > moment(at)),
         )
-        first, last = self.db.execute(
-            select(func.min(lots.c.expires_at), func.max(lots.c.expires_at)).where(alive)
-        ).one()
-        months = month_starts(first, last, zone) if first is not None else []
+        # Alive lots expire after `at`: their months run from at's to the last expiry's
+        # (the end of ix_point_lots_expires).
+        last = self.db.execute(select(func.max(lots.c.expires_at))).scalar()
+        months = month_starts(at, last, zone) if last is not None and last > at else []
         month = _month_of(lots.c.expires_at, months).label("month")
         # Grouped outside: PostgreSQL would not see a CASE of bound months in the GROUP BY
         # as the one selected.
-        now = select(month, lots.c.remaining.label("points")).where(alive).subquery()
+        now = (
+            select(month, lots.c.remaining.label("points"))
+            .where(alive, lots.c.remaining > 0)
+            .subquery()
+        )
         later = (
             select(month, entries.c.points)
             .select_from(entries.join(lots, lots.c.id == entries.c.lot_id))
@@ -154,28 +169,32 @@ class SqlReportStore:
             .where(events.c.customer_id == members.c.customer_id)
             .scalar_subquery()
         )
+        # Materialized, so each member's first event is looked up once, not once per use.
+        known = (
+            select(
+                members.c.customer_id,
+                func.coalesce(first_event, members.c.first_seen_at).label("since"),
+            )
+            .cte("known")
+            .prefix_with("MATERIALIZED")
+        )
         tier_then = (
             select(tier_history.c.to_tier)
             .where(
-                tier_history.c.customer_id == members.c.customer_id,
+                tier_history.c.customer_id == known.c.customer_id,
                 tier_history.c.occurred_at < moment(end),
             )
             .order_by(tier_history.c.occurred_at.desc(), tier_history.c.id.desc())
             .limit(1)
             .scalar_subquery()
         )
-        known = select(
-            func.coalesce(first_event, members.c.first_seen_at).label("since"),
-            tier_then.label("tier"),
-        ).subquery()
-        query = (
-            select(
-                known.c.tier,
-                func.count(),
-                func.count().filter(known.c.since >= moment(start)),
-            )
+        then = (
+            select(tier_then.label("tier"), (known.c.since >= moment(start)).label("fresh"))
             .where(known.c.since < moment(end))
-            .group_by(known.c.tier)
+            .subquery()
+        )
+        query = select(then.c.tier, func.count(), func.count().filter(then.c.fresh)).group_by(
+            then.c.tier
         )
         tiers, new = {}, 0
         for tier, count, fresh in self.db.execute(query):
@@ -184,9 +203,14 @@ class SqlReportStore:
         return MemberCensus(sum(tiers.values()), new, tiers)
 
     def active_members(self, start: datetime, end: datetime) -> int:
-        query = select(func.count(distinct(events.c.customer_id))).where(
-            _within(events.c.occurred_at, start, end), events.c.type != SCHEDULED
+        """Members with an event of their own in the period: one look each along their
+        events by time (ix_events_customer_occurred), however long the period."""
+        acted = exists().where(
+            events.c.customer_id == members.c.customer_id,
+            _within(events.c.occurred_at, start, end),
+            events.c.type != SCHEDULED,
         )
+        query = select(func.count()).select_from(members).where(acted)
         return int(self.db.execute(query).scalar_one())
 
     # -- orders and referrals
@@ -214,17 +238,21 @@ class SqlReportStore:
         return OrderCounts(int(count), revenue or Decimal(0), int(buyers), int(repeat))
 
     def referrals(self, start: datetime, end: datetime) -> ReferralCounts:
-        ordered = exists().where(
-            orders.c.customer_id == referrals.c.referee_id,
-            orders.c.occurred_at >= referrals.c.occurred_at,
-            orders.c.occurred_at < moment(end),
-        )
-        count, converted = self.db.execute(
-            select(func.count(), func.count().filter(ordered)).where(
-                _within(referrals.c.occurred_at, start, end)
+        made = select(func.count()).where(_within(referrals.c.occurred_at, start, end))
+        # A join on the referee, not EXISTS: PostgreSQL would look for each referral's
+        # orders along their dates rather than the referee's own orders.
+        converted = (
+            select(func.count(distinct(referrals.c.referee_id)))
+            .select_from(referrals.join(orders, orders.c.customer_id == referrals.c.referee_id))
+            .where(
+                _within(referrals.c.occurred_at, start, end),
+                orders.c.occurred_at >= referrals.c.occurred_at,
+                orders.c.occurred_at < moment(end),
             )
-        ).one()
-        return ReferralCounts(int(count), int(converted))
+        )
+        return ReferralCounts(
+            int(self.db.execute(made).scalar_one()), int(self.db.execute(converted).scalar_one())
+        )
 
     def budget_points_used(self, campaigns: Sequence[str]) -> Mapping[str, int]:
         if not campaigns:
@@ -294,3 +322,8 @@ class SqlReportReads:
 
     def commit(self) -> None:
         """Nothing to keep: a report only reads."""
+
+
+def report_reads(engine: Engine) -> Callable[[], SqlReportReads]:
+    """The transactions the report use cases read in (service.application.reports)."""
+    return lambda: SqlReportReads(engine)

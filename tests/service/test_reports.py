@@ -305,7 +305,8 @@ def test_a_past_liability_stays_the_figure_of_its_day(database_url: str, tmp_pat
         assert liability(services, date(2026, 5, 31)) == may
 
         def points(first: str, after: str) -> dict[str, Any]:
-            return run_report(services, "kpis", {"from": first, "to": after})["points"]
+            answer = run_report(services, "kpis", {"from": first, "to": after})
+            return dict(answer["points"])
 
         # Pending points count once their return window has ended by the period's end.
         assert points("2026-01-01", "2026-02-01")["issued"] == 580
