@@ -93,10 +93,10 @@ def run_report(services: Any, name: str, query: Mapping[str, str]) -> dict[str, 
         LiabilityQuery,
         LiabilityReportSchema,
     )
-    from service.storage.report_store import SqlReportReads
+    from service.storage.report_store import report_reads
 
     ruleset = services.rules.active.ruleset
-    reads = lambda: SqlReportReads(services.db)  # noqa: E731
+    reads = report_reads(services.db)
     if name == "kpis":
         asked = KpiQuery().load(dict(query))
         report = kpi_report(
