@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from service.commands import db, jobs, replay, rules, serve
+from service.commands import db, jobs, replay, reports, rules, serve
 
-AREAS = (serve, db, rules, jobs, replay)
+AREAS = (serve, db, rules, jobs, replay, reports)
 
 
 def build_parser() -> argparse.ArgumentParser:

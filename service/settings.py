@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEV_API_KEY = "dev-key-not-for-production"
-SCOPES = ("events:write", "customers:read", "customers:write", "admin")
+SCOPES = ("events:write", "customers:read", "customers:write", "reports:read", "admin")
+# A scope that broader ones include: an admin key may read the reports.
+INCLUDED_IN = {"reports:read": frozenset({"admin"})}
 ENGINES = ("durable", "reference")
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 RATE_PERIODS = {"s": 1.0, "m": 60.0, "h": 3600.0}
@@ -34,7 +36,9 @@ class ApiKey:
         return f"ApiKey(name={self.name!r}, secret='****', scopes={sorted(self.scopes)})"
 
     def allows(self, scope: str) -> bool:
-        return "*" in self.scopes or scope in self.scopes
+        if "*" in self.scopes or scope in self.scopes:
+            return True
+        return not self.scopes.isdisjoint(INCLUDED_IN.get(scope, ()))
 
 
 class Secret(str):

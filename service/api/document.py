@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 
-from service.api import customers, events, member_service, operations, rules_admin
+from service.api import customers, events, member_service, operations, reports, rules_admin
 from service.api.contract import Blueprint, document_route, init_api, published
 from service.observability import web as observability
 
@@ -43,6 +43,7 @@ BLUEPRINTS = (
     rules_admin.blueprint,
     member_service.blueprint,
     member_service.catalogue,
+    reports.blueprint,
 )
 
 

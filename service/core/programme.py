@@ -163,6 +163,11 @@ class PointsPolicy:
     # A clawback beyond what is left: "debt" records the rest for later earnings to repay;
     # "forgive" clamps at zero and forgets it.
     shortfall: str = "debt"
+    # What one point is worth in the programme's currency, for cost and liability in
+    # money; None: not set, and the reports give no money figures.
+    value: Decimal | None = None
+    # The share of outstanding points expected never to be redeemed (0 to 1).
+    expected_breakage: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True)

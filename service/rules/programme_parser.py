@@ -107,6 +107,13 @@ class Points(Section):
         description="a clawback beyond the balance: debt (repaid by later earnings) or forgive",
     )
     transfers = Flag("points.transfers", description="members may give points to each other")
+    value = Number("points.value", description="what one point is worth in the currency")
+    expected_breakage = Number(
+        "points.expected_breakage",
+        most=1,
+        over="points.expected_breakage must be at most 1",
+        description="the share of outstanding points expected never to be redeemed: 0.15",
+    )
 
 
 class Review(Section):

@@ -92,6 +92,7 @@ point_lots = Table(
     Column("remaining", BigInteger, nullable=False),
     Column("pending", Integer, nullable=False, default=0),  # 1 while held through the return window
     Index("ix_point_lots_customer_remaining", "customer_id", "remaining"),
+    Index("ix_point_lots_expires", "expires_at"),  # the liability's months, expiry runs
 )
 
 ledger_entries = Table(
@@ -112,6 +113,7 @@ ledger_entries = Table(
     Column("recorded_at", Moment, nullable=False),
     Column("note", Text),
     Index("ix_ledger_entries_customer_id", "customer_id", "id"),
+    Index("ix_ledger_entries_occurred", "occurred_at"),  # the reports' periods
 )
 
 rule_firings = Table(
@@ -140,6 +142,7 @@ orders = Table(
     Column("tier_before", String(64)),
     Column("tier_reached", String(64)),
     Column("tier_reached_at", Moment),
+    Index("ix_orders_occurred", "occurred_at"),  # the reports' periods
 )
 
 # Refunds of orders not known when they came, until a purchase of the order applies them.

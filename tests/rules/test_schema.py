@@ -130,6 +130,8 @@ def _nested(section: str, key: str) -> bool:
         ("campaign", "budget"),
         ("campaign", "rules"),
         ("campaign", "tests"),
+        ("points", "expiry"),
+        ("points", "pending"),
         ("tiers", "review"),
         ("tiers", "levels"),
         ("rule", "when"),

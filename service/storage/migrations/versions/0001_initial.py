@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-05 19:56:44.619565
+Create Date: 2026-12-05 21:01:16.446755
 """
 
 from __future__ import annotations
@@ -167,6 +167,9 @@ def upgrade() -> None:
     sa.Column('tier_reached_at', service.storage.types.UtcDateTime(), nullable=True),
     sa.PrimaryKeyConstraint('customer_id', 'order_id', name=op.f('pk_orders'))
     )
+    with op.batch_alter_table('orders', schema=None) as batch_op:
+        batch_op.create_index('ix_orders_occurred', ['occurred_at'], unique=False)
+
     op.create_table('outbox',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('customer_id', sa.String(length=128), nullable=False),
@@ -212,6 +215,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('point_lots', schema=None) as batch_op:
         batch_op.create_index('ix_point_lots_customer_remaining', ['customer_id', 'remaining'], unique=False)
+        batch_op.create_index('ix_point_lots_expires', ['expires_at'], unique=False)
 
     op.create_table('redemptions',
     sa.Column('redemption_id', sa.String(length=128), nullable=False),
@@ -322,6 +326,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
         batch_op.create_index('ix_ledger_entries_customer_id', ['customer_id', 'id'], unique=False)
+        batch_op.create_index('ix_ledger_entries_occurred', ['occurred_at'], unique=False)
 
     op.create_table('rules_activations',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -343,6 +348,7 @@ def downgrade() -> None:
 
     op.drop_table('rules_activations')
     with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
+        batch_op.drop_index('ix_ledger_entries_occurred')
         batch_op.drop_index('ix_ledger_entries_customer_id')
 
     op.drop_table('ledger_entries')
@@ -368,6 +374,7 @@ def downgrade() -> None:
     op.drop_table('referrals')
     op.drop_table('redemptions')
     with op.batch_alter_table('point_lots', schema=None) as batch_op:
+        batch_op.drop_index('ix_point_lots_expires')
         batch_op.drop_index('ix_point_lots_customer_remaining')
 
     op.drop_table('point_lots')
@@ -376,6 +383,9 @@ def downgrade() -> None:
         batch_op.drop_index('ix_outbox_customer')
 
     op.drop_table('outbox')
+    with op.batch_alter_table('orders', schema=None) as batch_op:
+        batch_op.drop_index('ix_orders_occurred')
+
     op.drop_table('orders')
     op.drop_table('order_awards')
     op.drop_table('members')
