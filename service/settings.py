@@ -119,13 +119,13 @@ class Settings:
     max_body_bytes: int = 1_048_576
     batch_limit: int = 1000
     messaging: MessagingSettings = MessagingSettings()
-    # Requests per API key per gunicorn worker: "N/s", "N/m", "N/h", or "off".
+    # Requests per API key in any such period: "N/s", "N/m", "N/h", or "off".
     rate_limit: str = "1000/s"
-    # Requests without a valid key per client address per gunicorn worker; same format.
+    # Requests without a valid key per client address; same format.
     auth_failure_limit: str = "60/m"
-    # Where both limits count (flask-limiter's storage URL): "memory://" counts in each
-    # gunicorn worker; a shared store ("redis://HOST:6379/0") makes each limit hold across
-    # every worker and instance.
+    # Where both limits count, a storage URL of the limits library: "memory://" in each
+    # gunicorn worker; a shared store ("redis://HOST:6379/0") makes each limit hold
+    # across every worker and instance.
     rate_limit_storage: str = "memory://"
     # Browser origins allowed to call the API (CORS); none by default.
     cors_origins: tuple[str, ...] = ()
@@ -190,7 +190,7 @@ class Settings:
         if "://" not in self.rate_limit_storage:
             raise SettingsError(
                 "LOYALTY_RATE_LIMIT_STORAGE is a storage URL such as memory:// or "
-                f"redis://127.0.0.1:6379/0, not {self.rate_limit_storage!r}"
+                "redis://127.0.0.1:6379/0"
             )
         parse_metrics_address(self.scheduler_metrics)
         self.messaging.check(self.is_production)

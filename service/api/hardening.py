@@ -4,15 +4,17 @@ lines and headers within bounds (answered here as
 problem+json, below the larger limits gunicorn enforces itself in service/gunicorn_conf.py).
 What a JSON body may hold is checked where it is read (service.api.request_body).
 
-The rate limits are flask-limiter's, on a moving window: LOYALTY_RATE_LIMIT requests per
-period for each API key, and LOYALTY_AUTH_FAILURE_LIMIT for each client address (as the
-worker sees it: behind a proxy, the proxy's) for requests without a valid key, so a flood
-of guesses is cut short; requests with a valid key never draw on the address's limit.
-They count in LOYALTY_RATE_LIMIT_STORAGE: `memory://` counts in each gunicorn worker, so
-the whole service lets through up to (workers x nodes) times a limit; a shared store
+The rate limits are the limits library's moving window (the storages and strategies
+under flask-limiter, without its per-request machinery, which cost about 1 M instructions,
+~10 % of an event): LOYALTY_RATE_LIMIT requests per period for each API key, and
+LOYALTY_AUTH_FAILURE_LIMIT for each client address (as the worker sees it: behind a
+proxy, the proxy's) for requests without a valid key, so a flood of guesses is cut short;
+requests with a valid key never draw on the address's limit. They count in
+LOYALTY_RATE_LIMIT_STORAGE: `memory://` counts in each gunicorn worker, so the whole
+service lets through up to (workers x nodes) times a limit; a shared store
 (`redis://HOST:6379/0`) makes it one limit for every worker and instance. While that
-store cannot be reached, each worker counts on its own (flask-limiter's in-memory
-fallback) rather than failing requests. CORS is flask-cors's.
+store cannot be reached, each worker counts on its own rather than failing requests.
+CORS is flask-cors's.
 """
 
 from __future__ import annotations
@@ -20,19 +22,20 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from collections.abc import Callable
+import time
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, request
 from flask_cors import CORS
-from flask_limiter import ApplicationLimit, Limiter, RateLimitExceeded, RequestLimit
-from limits.errors import ConfigurationError
+from limits import RateLimitItem, parse
+from limits.errors import ConfigurationError, StorageError
+from limits.storage import MemoryStorage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
 from werkzeug.exceptions import RequestEntityTooLarge
-from werkzeug.wrappers import Response as WerkzeugResponse
 
 from service.api.auth import authenticate
 from service.api.problems import ApiProblem, problem
 from service.clock import system_clock
-from service.settings import ApiKey, Settings, SettingsError, parse_rate_limit
+from service.settings import Settings, SettingsError, parse_rate_limit
 
 CORS_HEADERS = ["Authorization", "Content-Type", "X-Request-ID"]
 CORS_EXPOSED = ["X-Request-ID", "Retry-After"]
@@ -43,17 +46,16 @@ CORS_MAX_AGE_S = 600
 MAX_REQUEST_LINE = 4094
 MAX_HEADER_FIELDS = 100
 MAX_HEADER_FIELD = 8190
+STORAGE_RETRY_S = 5.0  # after a shared store failed, count in memory this long
+
+log = logging.getLogger("loyalty.api")
 
 
 def init_app(app: Flask, settings: Settings) -> None:
     app.before_request(_refuse_oversized_head)
-    limiter = rate_limiter(settings)
-    if limiter is not None:
-        try:
-            limiter.init_app(app)  # its check runs here: after the head, before the body
-        except ConfigurationError as error:  # an unknown scheme, or its client missing
-            raise SettingsError(f"LOYALTY_RATE_LIMIT_STORAGE: {error}") from error
-        app.register_error_handler(RateLimitExceeded, _too_many_requests)
+    limits = RateLimits.of(settings)
+    if limits is not None:
+        app.before_request(limits.refuse_over_limit)  # after the head, before the body
     app.before_request(_refuse_truncated_body)
     if settings.cors_origins:
         CORS(
@@ -69,97 +71,87 @@ def init_app(app: Flask, settings: Settings) -> None:
         )
 
 
-def rate_limiter(settings: Settings) -> Limiter | None:
-    """The per-key and per-address limits of `settings`, or None when both are off."""
-    per_key = parse_rate_limit(settings.rate_limit)
-    per_address = parse_rate_limit(settings.auth_failure_limit, "LOYALTY_AUTH_FAILURE_LIMIT")
-    if per_key is None and per_address is None:
-        return None
-    shared = not settings.rate_limit_storage.startswith("memory://")
-    where = "" if shared else " to each worker"
-    limits: list[str | Callable[[], str] | ApplicationLimit] = []
-    if per_key is not None:
-        limits.append(
-            ApplicationLimit(
-                _limit_text(per_key),
-                key_function=_key_fingerprint,
-                scope="api-key",
-                exempt_when=lambda: _valid_key() is None,
-                on_breach=_refusal("this key's requests", per_key, where),
-            )
-        )
-    if per_address is not None:
-        limits.append(
-            ApplicationLimit(
-                _limit_text(per_address),
-                key_function=lambda: request.remote_addr or "unknown",
-                scope="failed-auth",
-                exempt_when=lambda: _valid_key() is not None,
-                on_breach=_refusal(
-                    "requests without a valid key from this address", per_address, where
-                ),
-            )
-        )
-    limiter = Limiter(
-        lambda: request.remote_addr or "unknown",
-        application_limits=limits,
-        strategy="moving-window",
-        storage_uri=settings.rate_limit_storage,
-        in_memory_fallback_enabled=shared,
-        key_prefix="loyalty",
-    )
-    # Health, metrics, the document and CORS preflights are not per-key.
-    limiter.request_filter(_not_limited)
-    # flask-limiter logs every refusal at info; the access log already has each 429.
-    logging.getLogger("flask-limiter").setLevel(logging.WARNING)
-    return limiter
+class RateLimits:
+    """The per-key and per-address limits of the settings, in their storage."""
 
+    def __init__(
+        self, per_key: RateLimitItem | None, per_address: RateLimitItem | None, storage_url: str
+    ) -> None:
+        self._per_key, self._per_address = per_key, per_address
+        try:
+            storage = storage_from_string(storage_url, wrap_exceptions=True)
+        except ConfigurationError as error:  # an unknown scheme, or its client missing
+            # Named by its scheme only: the URL may hold a password.
+            scheme = storage_url.partition("://")[0]
+            detail = str(error).replace(storage_url, f"{scheme}://...")
+            raise SettingsError(f"LOYALTY_RATE_LIMIT_STORAGE: {detail}") from None
+        self._shared = not isinstance(storage, MemoryStorage)
+        self._store = MovingWindowRateLimiter(storage)
+        self._local = MovingWindowRateLimiter(MemoryStorage()) if self._shared else self._store
+        self._store_again_at = 0.0  # monotonic; after a failure the local count stands in
 
-def _limit_text(limit: tuple[int, float]) -> str:
-    count, period = limit
-    return f"{count} per {period:g} second"
+    @classmethod
+    def of(cls, settings: Settings) -> RateLimits | None:
+        """None when both limits are off."""
+        per_key = parse_rate_limit(settings.rate_limit)
+        per_address = parse_rate_limit(settings.auth_failure_limit, "LOYALTY_AUTH_FAILURE_LIMIT")
+        if per_key is None and per_address is None:
+            return None
+        return cls(_item(per_key), _item(per_address), settings.rate_limit_storage)
 
-
-def _key_fingerprint() -> str:
-    key = _valid_key()  # never None here: the limit is exempt without a valid key
-    # What a shared store holds for a key: a digest, never the secret itself.
-    return hashlib.sha256(key.secret.encode()).hexdigest() if key is not None else ""
-
-
-def _not_limited() -> bool:
-    view = current_app.view_functions.get(request.endpoint or "")
-    return request.method == "OPTIONS" or getattr(view, "required_scope", None) is None
-
-
-def _valid_key() -> ApiKey | None:
-    """The request's valid API key, if any; looked up once per request."""
-    if "rate_limit_key" not in g:
+    def refuse_over_limit(self) -> Response | None:
+        view = current_app.view_functions.get(request.endpoint or "")
+        if request.method == "OPTIONS" or getattr(view, "required_scope", None) is None:
+            return None  # health, metrics and the document are not per-key
         keys = current_app.extensions["loyalty"].settings.api_keys
-        g.rate_limit_key = authenticate(keys, request.headers.get("Authorization"))
-    key: ApiKey | None = g.rate_limit_key
-    return key
-
-
-def _refusal(who: str, limit: tuple[int, float], where: str) -> Callable[[RequestLimit], Response]:
-    count, period = limit
-
-    def refuse(breached: RequestLimit) -> Response:
-        # flask-limiter counts on the system's wall clock, whatever clock the services have
-        retry_after = max(1, math.ceil(breached.window.reset_time - system_clock().timestamp()))
+        key = authenticate(keys, request.headers.get("Authorization"))
+        if key is None:  # the view would answer 401: the address pays, not a key
+            limit, who = self._per_address, "requests without a valid key from this address"
+            counted = ("loyalty", "failed-auth", request.remote_addr or "unknown")
+        else:  # a digest: what a shared store holds for a key, never the secret
+            limit, who = self._per_key, "this key's requests"
+            counted = ("loyalty", "api-key", hashlib.sha256(key.secret.encode()).hexdigest())
+        if limit is None:
+            return None
+        reset = self._refused_until(limit, counted)
+        if reset is None:
+            return None
+        # limits counts on the system's wall clock, whatever clock the services were given
+        retry_after = max(1, math.ceil(reset - system_clock().timestamp()))
+        where = "" if self._shared else " to each worker"
         response = problem(
             429,
             "Too many requests",
-            f"{who} may come {count} per {period:g} s{where}; retry in {retry_after} s",
+            f"{who} may come {limit.amount} per {limit.get_expiry()} s{where}; "
+            f"retry in {retry_after} s",
             "rate-limited",
         )
         response.headers["Retry-After"] = str(retry_after)
         return response
 
-    return refuse
+    def _refused_until(self, limit: RateLimitItem, counted: tuple[str, ...]) -> float | None:
+        """None when the request may pass; else when a place frees up (epoch seconds)."""
+        store = self._store if time.monotonic() >= self._store_again_at else self._local
+        try:
+            return _count(store, limit, counted)
+        except StorageError as error:
+            if store is self._local:
+                raise
+            log.warning("rate limit storage failed, each worker counts alone: %s", error)
+            self._store_again_at = time.monotonic() + STORAGE_RETRY_S
+            return _count(self._local, limit, counted)
 
 
-def _too_many_requests(error: RateLimitExceeded) -> WerkzeugResponse:
-    return error.get_response()  # the problem made by _refusal
+def _count(
+    store: MovingWindowRateLimiter, limit: RateLimitItem, counted: tuple[str, ...]
+) -> float | None:
+    if store.hit(limit, *counted):
+        return None
+    return store.get_window_stats(limit, *counted).reset_time
+
+
+def _item(limit: tuple[int, float] | None) -> RateLimitItem | None:
+    return parse(f"{limit[0]} per {limit[1]:g} second") if limit is not None else None
 
 
 def _refuse_truncated_body() -> None:
