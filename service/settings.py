@@ -119,13 +119,13 @@ class Settings:
     max_body_bytes: int = 1_048_576
     batch_limit: int = 1000
     messaging: MessagingSettings = MessagingSettings()
-    # Requests per API key in any such period: "N/s", "N/m", "N/h", or "off".
+    # Requests per API key, bursts up to N: "N/s", "N/m", "N/h", or "off".
     rate_limit: str = "1000/s"
     # Requests without a valid key per client address; same format.
     auth_failure_limit: str = "60/m"
-    # Where both limits count, a storage URL of the limits library: "memory://" in each
-    # gunicorn worker; a shared store ("redis://HOST:6379/0") makes each limit hold
-    # across every worker and instance.
+    # Where both limits count: "memory://", a token bucket in each gunicorn worker; or a
+    # storage URL of the limits library ("redis://HOST:6379/0"), one moving window for
+    # every worker and instance.
     rate_limit_storage: str = "memory://"
     # Browser origins allowed to call the API (CORS); none by default.
     cors_origins: tuple[str, ...] = ()

@@ -4,17 +4,21 @@ lines and headers within bounds (answered here as
 problem+json, below the larger limits gunicorn enforces itself in service/gunicorn_conf.py).
 What a JSON body may hold is checked where it is read (service.api.request_body).
 
-The rate limits are the limits library's moving window (the storages and strategies
-under flask-limiter, without its per-request machinery, which cost about 1 M instructions,
-~10 % of an event): LOYALTY_RATE_LIMIT requests per period for each API key, and
-LOYALTY_AUTH_FAILURE_LIMIT for each client address (as the worker sees it: behind a
-proxy, the proxy's) for requests without a valid key, so a flood of guesses is cut short;
-requests with a valid key never draw on the address's limit. They count in
-LOYALTY_RATE_LIMIT_STORAGE: `memory://` counts in each gunicorn worker, so the whole
-service lets through up to (workers x nodes) times a limit; a shared store
-(`redis://HOST:6379/0`) makes it one limit for every worker and instance. While that
-store cannot be reached, each worker counts on its own rather than failing requests.
-CORS is flask-cors's.
+The rate limits: LOYALTY_RATE_LIMIT requests per period for each API key, and
+LOYALTY_AUTH_FAILURE_LIMIT for each client address (as the worker sees it: behind a proxy,
+the proxy's) for requests without a valid key, so a flood of guesses is cut short;
+requests with a valid key never draw on the address's limit. They count where
+LOYALTY_RATE_LIMIT_STORAGE says. `memory://` (the default): a token bucket per key in
+each gunicorn worker, so the whole service lets through up to (workers x nodes) times a
+limit; it holds back a runaway client cheaply, with no shared store. A shared store
+(`redis://HOST:6379/0`): the limits library's moving window there, one limit for every
+worker and instance; while that store fails, each worker's own buckets stand in.
+
+Why not limits' (or flask-limiter's) in-memory storage for the default: it starts a
+timer thread every 10 ms under load to expire entries, which made POST /v1/events
+0.3-0.6 ms of CPU and more of wall time slower per event (bench.profile, interleaved
+runs); flask-limiter's per-request work cost ~1.1 M instructions more per event
+(callgrind, +12 %). CORS is flask-cors's.
 """
 
 from __future__ import annotations
@@ -22,13 +26,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import threading
 import time
+from collections.abc import Callable, Hashable
+from itertools import islice
 
 from flask import Flask, Response, current_app, request
 from flask_cors import CORS
 from limits import RateLimitItem, parse
 from limits.errors import ConfigurationError, StorageError
-from limits.storage import MemoryStorage, storage_from_string
+from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -47,6 +54,7 @@ MAX_REQUEST_LINE = 4094
 MAX_HEADER_FIELDS = 100
 MAX_HEADER_FIELD = 8190
 STORAGE_RETRY_S = 5.0  # after a shared store failed, count in memory this long
+MAX_BUCKETS = 10_000  # past this, buckets back to full are forgotten (they are as new)
 
 log = logging.getLogger("loyalty.api")
 
@@ -72,12 +80,23 @@ def init_app(app: Flask, settings: Settings) -> None:
 
 
 class RateLimits:
-    """The per-key and per-address limits of the settings, in their storage."""
+    """The per-key and per-address limits of the settings: a token bucket per key in this
+    worker (memory://), or the limits library's moving window in a shared store, with
+    this worker's buckets standing in while that store fails."""
 
     def __init__(
-        self, per_key: RateLimitItem | None, per_address: RateLimitItem | None, storage_url: str
+        self,
+        per_key: tuple[int, float] | None,
+        per_address: tuple[int, float] | None,
+        storage_url: str,
     ) -> None:
         self._per_key, self._per_address = per_key, per_address
+        self._local = RateLimiter(*(per_key or per_address or (1, 1.0)))
+        self._shared: MovingWindowRateLimiter | None = None
+        self._items = {limit: _item(limit) for limit in (per_key, per_address) if limit}
+        self._shared_again_at = 0.0  # monotonic; after a failure the local buckets stand in
+        if storage_url.startswith("memory://"):
+            return
         try:
             storage = storage_from_string(storage_url, wrap_exceptions=True)
         except ConfigurationError as error:  # an unknown scheme, or its client missing
@@ -85,10 +104,7 @@ class RateLimits:
             scheme = storage_url.partition("://")[0]
             detail = str(error).replace(storage_url, f"{scheme}://...")
             raise SettingsError(f"LOYALTY_RATE_LIMIT_STORAGE: {detail}") from None
-        self._shared = not isinstance(storage, MemoryStorage)
-        self._store = MovingWindowRateLimiter(storage)
-        self._local = MovingWindowRateLimiter(MemoryStorage()) if self._shared else self._store
-        self._store_again_at = 0.0  # monotonic; after a failure the local count stands in
+        self._shared = MovingWindowRateLimiter(storage)
 
     @classmethod
     def of(cls, settings: Settings) -> RateLimits | None:
@@ -97,7 +113,7 @@ class RateLimits:
         per_address = parse_rate_limit(settings.auth_failure_limit, "LOYALTY_AUTH_FAILURE_LIMIT")
         if per_key is None and per_address is None:
             return None
-        return cls(_item(per_key), _item(per_address), settings.rate_limit_storage)
+        return cls(per_key, per_address, settings.rate_limit_storage)
 
     def refuse_over_limit(self) -> Response | None:
         view = current_app.view_functions.get(request.endpoint or "")
@@ -107,51 +123,107 @@ class RateLimits:
         key = authenticate(keys, request.headers.get("Authorization"))
         if key is None:  # the view would answer 401: the address pays, not a key
             limit, who = self._per_address, "requests without a valid key from this address"
-            counted = ("loyalty", "failed-auth", request.remote_addr or "unknown")
-        else:  # a digest: what a shared store holds for a key, never the secret
+            counted = ("failed-auth", request.remote_addr or "unknown")
+        else:
             limit, who = self._per_key, "this key's requests"
-            counted = ("loyalty", "api-key", hashlib.sha256(key.secret.encode()).hexdigest())
+            counted = ("api-key", key.secret)
         if limit is None:
             return None
-        reset = self._refused_until(limit, counted)
-        if reset is None:
+        wait = self._wait(limit, counted)
+        if wait == 0:
             return None
-        # limits counts on the system's wall clock, whatever clock the services were given
-        retry_after = max(1, math.ceil(reset - system_clock().timestamp()))
-        where = "" if self._shared else " to each worker"
+        count, period = limit
+        retry_after = max(1, math.ceil(wait))
+        where = "" if self._shared is not None else " to each worker"
         response = problem(
             429,
             "Too many requests",
-            f"{who} may come {limit.amount} per {limit.get_expiry()} s{where}; "
-            f"retry in {retry_after} s",
+            f"{who} may come {count} per {period:g} s{where}; retry in {retry_after} s",
             "rate-limited",
         )
         response.headers["Retry-After"] = str(retry_after)
         return response
 
-    def _refused_until(self, limit: RateLimitItem, counted: tuple[str, ...]) -> float | None:
-        """None when the request may pass; else when a place frees up (epoch seconds)."""
-        store = self._store if time.monotonic() >= self._store_again_at else self._local
-        try:
-            return _count(store, limit, counted)
-        except StorageError as error:
-            if store is self._local:
-                raise
-            log.warning("rate limit storage failed, each worker counts alone: %s", error)
-            self._store_again_at = time.monotonic() + STORAGE_RETRY_S
-            return _count(self._local, limit, counted)
+    def _wait(self, limit: tuple[int, float], counted: tuple[str, str]) -> float:
+        """0.0 when the request may pass; else the seconds until it may."""
+        if self._shared is not None and time.monotonic() >= self._shared_again_at:
+            item, (kind, who) = self._items[limit], counted
+            # A digest: what a shared store holds for a key, never the secret itself.
+            stored = ("loyalty", kind, hashlib.sha256(who.encode()).hexdigest())
+            try:
+                if self._shared.hit(item, *stored):
+                    return 0.0
+                reset = self._shared.get_window_stats(item, *stored).reset_time
+                # limits counts on the system's wall clock, whatever the services' clock
+                return max(reset - system_clock().timestamp(), 0.001)
+            except StorageError as error:
+                log.warning("rate limit storage failed, each worker counts alone: %s", error)
+                self._shared_again_at = time.monotonic() + STORAGE_RETRY_S
+        return self._local.wait(counted, limit)
 
 
-def _count(
-    store: MovingWindowRateLimiter, limit: RateLimitItem, counted: tuple[str, ...]
-) -> float | None:
-    if store.hit(limit, *counted):
-        return None
-    return store.get_window_stats(limit, *counted).reset_time
+def _item(limit: tuple[int, float]) -> RateLimitItem:
+    count, period = limit
+    return parse(f"{count} per {period:g} second")
 
 
-def _item(limit: tuple[int, float] | None) -> RateLimitItem | None:
-    return parse(f"{limit[0]} per {limit[1]:g} second") if limit is not None else None
+class TokenBucket:
+    __slots__ = ("capacity", "rate", "tokens", "updated")
+
+    def __init__(self, capacity: int, rate: float, now: float) -> None:
+        self.capacity, self.rate, self.tokens, self.updated = capacity, rate, float(capacity), now
+
+    def take(self, now: float) -> float:
+        """Take one token: 0.0 if there was one, else the seconds until there is."""
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+    def full(self, now: float) -> bool:
+        return self.tokens + (now - self.updated) * self.rate >= self.capacity
+
+
+class RateLimiter:
+    """`count` requests per `period` seconds for each key, with bursts up to `count`;
+    a key may carry a limit of its own (`limit`, fixed at its first request)."""
+
+    def __init__(
+        self,
+        count: int,
+        period: float,
+        clock: Callable[[], float] = time.monotonic,
+        max_buckets: int = MAX_BUCKETS,
+    ) -> None:
+        self.count, self.period, self._clock = count, period, clock
+        self._max_buckets = max_buckets
+        self._buckets: dict[Hashable, TokenBucket] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, key: Hashable, limit: tuple[int, float] | None = None) -> float:
+        now = self._clock()
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                if len(self._buckets) >= self._max_buckets:
+                    self._forget(now)
+                count, period = limit or (self.count, self.period)
+                bucket = self._buckets[key] = TokenBucket(count, count / period, now)
+            return bucket.take(now)
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def _forget(self, now: float) -> None:
+        """Drop every bucket that has refilled (a new one would be the same); if too
+        many are still busy (many addresses at once), drop the oldest half of them."""
+        for key in [k for k, bucket in self._buckets.items() if bucket.full(now)]:
+            del self._buckets[key]
+        if len(self._buckets) >= self._max_buckets // 2:
+            for key in list(islice(self._buckets, len(self._buckets) // 2)):
+                del self._buckets[key]
 
 
 def _refuse_truncated_body() -> None:

@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from service.api.app import create_app
-from service.api.hardening import MAX_HEADER_FIELD, MAX_HEADER_FIELDS
+from service.api.hardening import MAX_HEADER_FIELD, MAX_HEADER_FIELDS, RateLimiter
 from service.bootstrap import Services
 from service.settings import Settings, SettingsError, parse_api_keys
 from tests.conftest import AUTH
@@ -89,6 +89,34 @@ def test_the_default_throttles_a_flood_of_wrong_keys(services: Services) -> None
 def test_a_bad_failed_authentication_limit_is_refused_at_start(text: str) -> None:
     with pytest.raises(SettingsError, match="LOYALTY_AUTH_FAILURE_LIMIT"):
         Settings.from_env({"LOYALTY_AUTH_FAILURE_LIMIT": text})
+
+
+def test_the_limiter_forgets_refilled_buckets_so_addresses_cannot_grow_it() -> None:
+    now = [0.0]
+    limiter = RateLimiter(1000, 1.0, clock=lambda: now[0], max_buckets=100)
+
+    for address in range(1000):
+        limiter.wait(("failed-auth", address), (1, 60.0))
+        now[0] += 0.001
+
+    assert len(limiter) <= 100
+    now[0] += 120.0  # all refilled: a new address finds room at once
+    limiter.wait("fresh")
+    assert len(limiter) == 1
+
+
+def test_forgetting_keeps_the_buckets_that_still_hold_someone_back() -> None:
+    now = [0.0]
+    limiter = RateLimiter(2, 60.0, clock=lambda: now[0], max_buckets=10)
+    assert [limiter.wait("key") for _ in range(2)] == [0.0, 0.0]
+    for address in range(9):
+        limiter.wait(address, (1, 1.0))
+
+    now[0] = 5.0  # the addresses' buckets have refilled, the key's has not
+    limiter.wait("newcomer")
+
+    assert len(limiter) == 2
+    assert limiter.wait("key") > 0
 
 
 def test_a_flood_from_many_addresses_holds_back_only_those_that_flood(

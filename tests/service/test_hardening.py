@@ -12,6 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from service.api.app import create_app
+from service.api.hardening import RateLimiter, TokenBucket
 from service.bootstrap import Services
 from service.settings import Settings, SettingsError, parse_api_keys, parse_rate_limit
 from tests.conftest import AUTH
@@ -88,6 +89,26 @@ def test_a_key_bursts_to_its_limit_and_no_further_within_the_window(services: Se
     assert answers(beta, 1) == [200]  # another key has a limit of its own
     time.sleep(1.05)  # a quiet spell longer than the window gives back the burst, no more
     assert answers(alpha, 3) == [200, 200, 429]
+
+
+def test_the_bucket_refills_at_its_rate_and_holds_bursts_to_its_size() -> None:
+    now = [0.0]
+    limiter = RateLimiter(2, 1.0, clock=lambda: now[0])
+
+    assert [limiter.wait("k") for _ in range(3)] == [0.0, 0.0, pytest.approx(0.5)]
+    now[0] = 0.5
+    assert limiter.wait("k") == 0.0
+    now[0] = 100.0  # a long quiet spell refills to the burst size, no more
+    assert [limiter.wait("k") for _ in range(3)] == [0.0, 0.0, pytest.approx(0.5)]
+    assert limiter.wait("other") == 0.0
+
+
+def test_a_bucket_never_holds_more_than_its_capacity() -> None:
+    bucket = TokenBucket(5, 1.0, now=0.0)
+
+    bucket.take(1000.0)
+
+    assert bucket.tokens == 4
 
 
 @pytest.mark.parametrize(
