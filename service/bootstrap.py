@@ -47,7 +47,7 @@ class Services:
 
     def uow(self) -> UnitOfWork:
         # Measured: the time from writing the changes to the commit is a metric.
-        return MeasuredUnitOfWork(SqlUnitOfWork(self.db))
+        return MeasuredUnitOfWork(self.db)
 
     def read_uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.db, readonly=True)

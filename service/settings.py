@@ -123,10 +123,14 @@ class Settings:
     max_body_bytes: int = 1_048_576
     batch_limit: int = 1000
     messaging: MessagingSettings = MessagingSettings()
-    # Requests per API key per gunicorn worker: "N/s", "N/m", "N/h", or "off".
+    # Requests per API key, bursts up to N: "N/s", "N/m", "N/h", or "off".
     rate_limit: str = "1000/s"
-    # Requests without a valid key per client address per gunicorn worker; same format.
+    # Requests without a valid key per client address; same format.
     auth_failure_limit: str = "60/m"
+    # Where both limits count: "memory://", a token bucket in each gunicorn worker; or a
+    # storage URL of the limits library ("redis://HOST:6379/0"), one moving window for
+    # every worker and instance.
+    rate_limit_storage: str = "memory://"
     # Browser origins allowed to call the API (CORS); none by default.
     cors_origins: tuple[str, ...] = ()
     access_log: bool = True
@@ -158,6 +162,9 @@ class Settings:
             messaging=MessagingSettings.from_env(env),
             rate_limit=env.get("LOYALTY_RATE_LIMIT", defaults.rate_limit),
             auth_failure_limit=env.get("LOYALTY_AUTH_FAILURE_LIMIT", defaults.auth_failure_limit),
+            rate_limit_storage=env.get(
+                "LOYALTY_RATE_LIMIT_STORAGE", defaults.rate_limit_storage
+            ).strip(),
             cors_origins=tuple(env.get("LOYALTY_CORS_ORIGINS", "").replace(",", " ").split()),
             access_log=env.get("LOYALTY_ACCESS_LOG", "true").lower() not in FALSE_WORDS,
             rules_compile_timeout=float(
@@ -184,6 +191,11 @@ class Settings:
                 "LOYALTY_RULES_COMPILE_MEMORY at least 128 (MiB)"
             )
         parse_rate_limit(self.auth_failure_limit, "LOYALTY_AUTH_FAILURE_LIMIT")
+        if "://" not in self.rate_limit_storage:
+            raise SettingsError(
+                "LOYALTY_RATE_LIMIT_STORAGE is a storage URL such as memory:// or "
+                "redis://127.0.0.1:6379/0"
+            )
         parse_metrics_address(self.scheduler_metrics)
         self.messaging.check(self.is_production)
         if self.is_production and any(key.secret == DEV_API_KEY for key in self.api_keys):

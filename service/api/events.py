@@ -27,7 +27,7 @@ from service.application.dry_run import dry_run, dry_run_with_files
 from service.core.errors import EventConflict
 from service.core.events import Event
 from service.event_schema import parse_event
-from service.observability.web import batch_outcomes
+from service.observability.web import count_event, event_type_of, note_event_type
 
 blueprint = Blueprint("events", __name__)
 DRY_RUN_RESULT = DryRunResultSchema()
@@ -49,11 +49,16 @@ def post_event(flags: dict[str, bool]) -> Any:
     seen event_id with another body; 503 with `Retry-After` when the database cannot be
     reached even on a fresh connection.
     """
-    event = parse_event(json_body())
+    raw = json_body()
+    note_event_type(raw)
+    event = parse_event(raw)
     svc = services()
     if flags["dry_run"]:
-        return dumped(DRY_RUN_RESULT, dry_run(svc.read_uow, svc.rules.active, event, svc.clock))
+        answer = dry_run(svc.read_uow, svc.rules.active, event, svc.clock)
+        count_event(event.type, "dry_run")
+        return dumped(DRY_RUN_RESULT, answer)
     outcome = svc.events.apply(svc.rules.active, event)
+    count_event(event.type, outcome.status)
     return outcome.answer, 201 if outcome.status == "applied" else 200
 
 
@@ -76,13 +81,16 @@ def post_batch(body: dict[str, Any]) -> dict[str, Any]:
             valid.append((len(results), parse_event(raw)))
             results.append(None)
         except ValidationError as error:
+            count_event(event_type_of(raw), "rejected")
             event_id = raw.get("event_id") if isinstance(raw, dict) else None
             results.append(_rejected(422, event_id, errors=error.messages))
     outcomes = apply_batch(svc.uow, svc.rules.active, [event for _, event in valid], svc.clock)
     for (position, event), outcome in zip(valid, outcomes, strict=True):
         results[position] = _result(event, outcome)
+        count_event(
+            event.type, "conflict" if isinstance(outcome, EventConflict) else outcome.status
+        )
     answered = [result for result in results if result is not None]  # every item by now
-    batch_outcomes(answered)
     return {"results": answered}
 
 

@@ -1,30 +1,23 @@
-"""Wrappers that time the engine and the ledger writes without the core or the storage
-knowing: the composition root (service.bootstrap) puts them around the real objects."""
+"""Subclasses that time the engine and the ledger writes without the core or the use
+cases knowing: the composition root (service.bootstrap) builds them instead of the
+plain objects."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from time import perf_counter
-from types import TracebackType
-from typing import Any, cast
 
-from service.application.ports import LoyaltyStore, Transaction
+from service.application.event_ports import GroupWrite
+from service.application.ports import Posting, Redemption
 from service.core.conditions import Facts
 from service.core.evaluation import Matcher
 from service.observability.metrics import observe_evaluation, observe_ledger_write
-
-# Store methods that write a use case's changes; the time from the first of them to the
-# commit is the ledger write latency, labelled with the operation (events: "apply").
-WRITES = {
-    "write_group": "apply",
-    "save_redemption": "save_redemption",
-    "reverse_redemption": "reverse_redemption",
-    "redeem_offer": "redeem_offer",
-    "write_posting": "write_posting",
-}
+from service.storage.store import SqlStore
+from service.storage.unit_of_work import SqlUnitOfWork
 
 
 class TimedMatcher:
-    """A Matcher that observes how long each match takes; everything else is the inner's."""
+    """A Matcher that observes how long each match takes."""
 
     def __init__(self, inner: Matcher) -> None:
         self.inner = inner
@@ -37,59 +30,54 @@ class TimedMatcher:
         finally:
             observe_evaluation(perf_counter() - started)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
+class MeasuredStore(SqlStore):
+    """The SQL store, noting when a use case first writes its changes and by which
+    write (the `operation` label of the ledger write latency; events: "apply")."""
 
-class MeasuredUnitOfWork:
-    """A UnitOfWork whose commit observes the time since the first write to its store."""
+    write_started: float | None = None
+    operation = ""
 
-    def __init__(self, inner: Transaction[Any]) -> None:
-        self._inner = inner
-        self._store: _MeasuredStore | None = None
+    def _writing(self, operation: str) -> None:
+        if self.write_started is None:  # a write inside another is part of the first
+            self.write_started, self.operation = perf_counter(), operation
 
-    @property
-    def store(self) -> LoyaltyStore:
-        assert self._store is not None, "use the unit of work as a context manager"
-        return cast(LoyaltyStore, self._store)
+    def write_group(self, changes: GroupWrite, recorded_at: datetime) -> None:
+        self._writing("apply")
+        super().write_group(changes, recorded_at)
 
-    def __enter__(self) -> MeasuredUnitOfWork:
-        self._inner.__enter__()
-        self._store = _MeasuredStore(self._inner.store)
-        return self
-
-    def __exit__(
+    def write_posting(
         self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        posting: Posting,
+        event_id: str | None,
+        occurred_at: datetime,
+        version: str | None,
+        now: datetime,
     ) -> None:
-        self._store = None
-        self._inner.__exit__(exc_type, exc, tb)
+        self._writing("write_posting")
+        super().write_posting(posting, event_id, occurred_at, version, now)
+
+    def save_redemption(self, redemption: Redemption, posting: Posting, at: datetime) -> None:
+        self._writing("save_redemption")
+        super().save_redemption(redemption, posting, at)
+
+    def reverse_redemption(self, redemption: Redemption, posting: Posting, at: datetime) -> None:
+        self._writing("reverse_redemption")
+        super().reverse_redemption(redemption, posting, at)
+
+    def redeem_offer(self, code: str, at: datetime, reference: str | None) -> None:
+        self._writing("redeem_offer")
+        super().redeem_offer(code, at, reference)
+
+
+class MeasuredUnitOfWork(SqlUnitOfWork):
+    """A unit of work whose commit observes the time since its store's first write."""
+
+    store: MeasuredStore
+    store_type = MeasuredStore
 
     def commit(self) -> None:
-        self._inner.commit()
-        store = self._store
-        if store is not None and store.write_started is not None:
-            observe_ledger_write(store.operation, perf_counter() - store.write_started)
-            store.write_started = None
-
-
-class _MeasuredStore:
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-        self.write_started: float | None = None
-        self.operation = ""
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._inner, name)
-        if name not in WRITES:
-            return attribute
-
-        def write(*args: Any, **kwargs: Any) -> Any:
-            if self.write_started is None:
-                self.write_started = perf_counter()
-                self.operation = WRITES[name]
-            return attribute(*args, **kwargs)
-
-        return write
+        super().commit()
+        if self.store.write_started is not None:
+            observe_ledger_write(self.store.operation, perf_counter() - self.store.write_started)
+            self.store.write_started = None

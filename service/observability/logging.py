@@ -1,4 +1,5 @@
-"""JSON logs, one object per line on stdout, each carrying the request id it belongs to.
+"""JSON logs (python-json-logger), one object per line on stdout, each carrying the
+request id it belongs to.
 
 What is logged is chosen, never dumped: no request or answer body, no header (so never
 an Authorization key), and SQL errors without their bound parameters (which hold the
@@ -8,50 +9,54 @@ service/gunicorn_conf.py names as its `logger_class`.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
-import traceback
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 from gunicorn.glogging import Logger
+from pythonjsonlogger.json import JsonFormatter as LibraryJsonFormatter
 
 request_id: ContextVar[str | None] = ContextVar("loyalty_request_id", default=None)
 
-# Attributes every LogRecord has; anything else on a record came from `extra=`.
-_STANDARD = frozenset(
-    set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__)
-    | {"message", "asctime", "taskName"}
-)
 
+class JsonFormatter(LibraryJsonFormatter):
+    """The fields: time (UTC, ms), level (lower case), logger, message, whatever came as
+    `extra=`, the exception's traceback, and the request id when there is one."""
 
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        body: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
+    def __init__(self) -> None:
+        super().__init__(
+            ["asctime", "levelname", "name", "message"],
+            rename_fields={
+                "asctime": "time",
+                "levelname": "level",
+                "name": "logger",
+                "exc_info": "exception",
+            },
+            json_default=str,
+            json_ensure_ascii=False,
+        )
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 - logging's name
+        return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's name
+        # SQLAlchemy puts a statement's bound parameters (an event's fields) in its message
+        # unless told not to; a log line never carries them.
+        error = ei[1]
+        if hasattr(error, "hide_parameters"):
+            error.hide_parameters = True
+        return str(super().formatException(ei))
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        super().add_fields(log_data, record, message_dict)
+        log_data["level"] = record.levelname.lower()
         current = request_id.get()
         if current is not None:
-            body["request_id"] = current
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
-                body[key] = value
-        if record.exc_info and record.exc_info[1] is not None:
-            body["exception"] = _exception_text(record.exc_info[1])
-        return json.dumps(body, default=str, ensure_ascii=False)
-
-
-def _exception_text(error: BaseException) -> str:
-    # SQLAlchemy puts a statement's bound parameters (an event's fields) in its message
-    # unless told not to; a log line never carries them.
-    if hasattr(error, "hide_parameters"):
-        error.hide_parameters = True
-    return "".join(traceback.format_exception(error)).rstrip()
+            log_data["request_id"] = current
 
 
 def json_handler() -> logging.Handler:

@@ -1,5 +1,11 @@
 """The Flask side of observability: a request id on every request and answer, one JSON
-access line per request, request and event metrics, and `GET /metrics`."""
+access line per request, request metrics, and `GET /metrics`.
+
+Events are counted by the handlers, where each outcome is decided (`count_event`), from
+the outcome the use case returns. A single event refused on the way (a body that is no
+event: 400, 413, 415, 422; one applied before with another body: 409; a failure: 5xx) is
+counted here by its status, under the type its handler noted (`note_event_type`).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,6 @@ from time import perf_counter
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, request
-from marshmallow import fields
 
 from service.core.events import EVENT_TYPES
 from service.observability import metrics
@@ -20,8 +25,8 @@ REQUEST_ID_HEADER = "X-Request-ID"
 # An id a caller sends is kept when it is short printable ASCII (a UUID, a trace id);
 # anything else is replaced, so a log line never carries what a caller smuggled in.
 GOOD_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
-EVENT_ENDPOINTS = frozenset({"events.post_event", "events.post_batch"})
-BATCH_OUTCOMES = {"applied": "applied", "duplicate": "duplicate"}
+EVENT_ENDPOINT = "events.post_event"
+REFUSALS = {400: "rejected", 409: "conflict", 413: "rejected", 415: "rejected", 422: "rejected"}
 
 access_log = logging.getLogger("loyalty.access")
 blueprint = Blueprint("observability", __name__)
@@ -53,8 +58,8 @@ def init_app(app: Flask, *, log_requests: bool = True) -> None:
         route = request.url_rule.rule if request.url_rule is not None else "unmatched"
         try:
             metrics.observe_request(request.method, route, response.status_code, seconds)
-            if request.endpoint in EVENT_ENDPOINTS:
-                _count_events(request.endpoint, response)
+            if request.endpoint == EVENT_ENDPOINT and not g.get("event_counted"):
+                _count_refusal(response.status_code)
         except Exception:  # a metric must never turn an answer into an error
             logging.getLogger("loyalty.metrics").exception("recording request metrics failed")
         if log_requests:
@@ -79,50 +84,27 @@ def init_app(app: Flask, *, log_requests: bool = True) -> None:
             request_id.reset(token)
 
 
-def _count_events(endpoint: str, response: Response) -> None:
-    # A body too large was never read, and is not read now.
-    readable = request.is_json and response.status_code != 413
-    body = request.get_json(silent=True) if readable else None
-    if endpoint == "events.post_event":
-        outcome = _outcome(response.status_code)
-        if outcome is not None:
-            metrics.record_event(_type_of(body), outcome)
-        return
-    if response.status_code != 200 or not isinstance(body, dict):
-        return
-    # The batch's handler noted each item's outcome where it was decided
-    # (batch_outcomes); the answer is not read back.
-    for raw, outcome in zip(body.get("events") or (), g.get("batch_outcomes", ()), strict=False):
-        metrics.record_event(_type_of(raw), outcome)
+def count_event(event_type: str, outcome: str) -> None:
+    """For the event handlers: one event's outcome, counted where it is decided."""
+    g.event_counted = True
+    try:
+        metrics.record_event(event_type, outcome)
+    except Exception:  # a metric must never turn an answer into an error
+        logging.getLogger("loyalty.metrics").exception("recording an event metric failed")
 
 
-def batch_outcomes(results: list[dict[str, Any]]) -> None:
-    """For the metrics: what became of each item of the batch being answered."""
-    noted = []
-    for result in results:
-        status = result.get("status")
-        if status == "rejected":
-            noted.append("conflict" if result.get("http_status") == 409 else "rejected")
-        else:
-            noted.append(BATCH_OUTCOMES.get(str(status), "error"))
-    g.batch_outcomes = noted
+def note_event_type(body: Any) -> None:
+    """For the handler of one event, once its body is read: the type a refusal of the
+    event is counted under."""
+    g.event_type = event_type_of(body)
 
 
-def _outcome(status: int) -> str | None:
-    if status == 201:
-        return "applied"
-    if status == 200:
-        flag = request.args.get("dry_run")
-        return "dry_run" if flag in fields.Boolean.truthy else "duplicate"
-    if status == 409:
-        return "conflict"
-    if status in (400, 413, 415, 422):
-        return "rejected"
-    if status >= 500:
-        return "error"
-    return None  # 401, 403, 429: not an event's outcome
-
-
-def _type_of(body: Any) -> str:
+def event_type_of(body: Any) -> str:
     kind = body.get("type") if isinstance(body, dict) else None
     return kind if kind in EVENT_TYPES else "invalid"
+
+
+def _count_refusal(status: int) -> None:
+    outcome = REFUSALS.get(status) or ("error" if status >= 500 else None)
+    if outcome is not None:  # 401, 403, 429: not an event's outcome
+        metrics.record_event(g.get("event_type", "invalid"), outcome)

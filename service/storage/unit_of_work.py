@@ -16,6 +16,7 @@ class SqlUnitOfWork:
     """``with uow: ...; uow.commit()``. Leaving the block without commit rolls back."""
 
     store: SqlStore
+    store_type: type[SqlStore] = SqlStore  # a subclass may measure what its store does
 
     def __init__(self, engine: Engine, *, readonly: bool = False) -> None:
         self._engine = engine
@@ -31,7 +32,7 @@ class SqlUnitOfWork:
             connection = connection.execution_options(readonly=True)
         self._connection = connection
         connection.begin()
-        self.store = SqlStore(connection)
+        self.store = self.store_type(connection)
         return self
 
     def __exit__(

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from service.api.app import create_app
 from service.api.hardening import MAX_HEADER_FIELD, MAX_HEADER_FIELDS, RateLimiter
 from service.bootstrap import Services
-from service.settings import Settings, SettingsError
+from service.settings import Settings, SettingsError, parse_api_keys
 from tests.conftest import AUTH
 from tests.service.helpers import assert_problem, new_id, post, purchase
 
@@ -117,6 +117,52 @@ def test_forgetting_keeps_the_buckets_that_still_hold_someone_back() -> None:
 
     assert len(limiter) == 2
     assert limiter.wait("key") > 0
+
+
+def test_a_flood_from_many_addresses_holds_back_only_those_that_flood(
+    services: Services,
+) -> None:
+    keys = parse_api_keys("key:*")
+    client = app_with(
+        services, auth_failure_limit="1/m", rate_limit="2/m", api_keys=keys
+    ).test_client()
+    key = {"Authorization": "Bearer key"}
+    member = new_id("flood")
+    assert [client.get("/v1/rules", headers=key).status_code for _ in range(3)] == [200, 200, 429]
+
+    for address in range(300):
+        guesser = from_address(f"2001:db8::{address:x}")  # documentation addresses
+        first = client.get(f"/v1/customers/{member}", headers=WRONG, **guesser).status_code
+        again = client.get(f"/v1/customers/{member}", headers=WRONG, **guesser).status_code
+        assert (first, again) == (401, 429), address
+
+    newcomer = client.get("/v1/rules", headers=WRONG, **from_address("192.0.2.99"))
+    assert newcomer.status_code == 401
+    assert client.get("/v1/rules", headers=key).status_code == 429  # still held back
+
+
+def test_while_the_shared_store_cannot_be_reached_each_worker_counts_alone(
+    services: Services,
+) -> None:
+    # Nothing listens on port 1: every call to this store fails at once.
+    client = app_with(
+        services, rate_limit="3/m", rate_limit_storage="redis://127.0.0.1:1/0"
+    ).test_client()
+
+    answers = [client.get("/v1/rules", headers=AUTH).status_code for _ in range(4)]
+
+    assert answers == [200, 200, 200, 429]
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:6379", "nosuch://127.0.0.1"])
+def test_a_storage_that_is_no_storage_url_is_refused_at_start(services: Services, url: str) -> None:
+    with pytest.raises(SettingsError, match="LOYALTY_RATE_LIMIT_STORAGE"):
+        app_with(services, rate_limit_storage=url)
+
+
+def test_a_storage_without_a_scheme_is_refused_when_read() -> None:
+    with pytest.raises(SettingsError, match="LOYALTY_RATE_LIMIT_STORAGE"):
+        Settings.from_env({"LOYALTY_RATE_LIMIT_STORAGE": "127.0.0.1:6379"})
 
 
 # -- finding 8: what gunicorn answered as text/html, refused by the app first

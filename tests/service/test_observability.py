@@ -133,6 +133,32 @@ def test_requests_evaluations_and_ledger_writes_are_timed(client: FlaskClient) -
     assert value(after, writes, operation="apply") - value(before, writes, operation="apply") == 1
 
 
+def test_a_redemption_and_its_reversal_are_timed_under_their_own_operations(
+    client: FlaskClient,
+) -> None:
+    member = new_id("obs")
+    assert post(client, purchase(member, "600")).status_code == 201
+    path = f"/v1/customers/{member}/redemptions"
+    before = scrape(client)
+
+    redeemed = client.post(
+        path, json={"reward_id": "free-coffee", "redemption_id": "r"}, headers=AUTH
+    )
+    assert redeemed.status_code == 201
+    assert client.delete(f"{path}/r", headers=AUTH).status_code == 200
+
+    after = scrape(client)
+    writes = "loyalty_ledger_write_seconds_count"
+    for operation in ("save_redemption", "reverse_redemption"):
+        counted = value(after, writes, operation=operation) - value(
+            before, writes, operation=operation
+        )
+        assert counted == 1, operation
+    assert value(after, writes, operation="write_posting") == value(
+        before, writes, operation="write_posting"
+    )
+
+
 def test_a_route_that_does_not_exist_is_one_series_not_one_per_path(
     client: FlaskClient,
 ) -> None:
