@@ -77,18 +77,11 @@ def local_today(now: datetime, zone: str) -> date:
     return now.astimezone(ZoneInfo(zone)).date()
 
 
-def month_starts(first: datetime, last: datetime, zone: str) -> list[tuple[str, datetime]]:
-    """("YYYY-MM", start in UTC) of each month in ``zone`` from the one holding ``first``
-    through the one holding ``last``, and the start of the month after."""
-    local = first.astimezone(ZoneInfo(zone))
-    year, month = local.year, local.month
-    starts = []
-    while True:
-        start = day_start(date(year, month, 1), zone)
-        starts.append((f"{year:04d}-{month:02d}", start))
-        if start > last:
-            return starts
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+def month_of(moment: datetime, zone: str) -> tuple[str, datetime]:
+    """("YYYY-MM" holding ``moment`` in ``zone``, the start of the next month in UTC)."""
+    local = moment.astimezone(ZoneInfo(zone))
+    year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
+    return f"{local.year:04d}-{local.month:02d}", day_start(date(year, month, 1), zone)
 
 
 # -- what the store counts

@@ -8,7 +8,6 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from itertools import pairwise
 from types import TracebackType
 from typing import Any
 
@@ -44,7 +43,7 @@ from service.application.reports import (
     OrderCounts,
     PointFlows,
     ReferralCounts,
-    month_starts,
+    month_of,
 )
 from service.storage.tables import (
     campaign_budgets,
@@ -59,6 +58,7 @@ from service.storage.tables import (
 from service.storage.types import Money, UtcDateTime
 
 SCHEDULED = "schedule"  # events the service makes itself (run-schedules)
+MAX_MONTHS = 1200  # months of expiry bucketed in SQL; any later, in Python
 entries, lots = ledger_entries, point_lots
 
 
@@ -68,8 +68,9 @@ def moment(at: datetime) -> Any:
 
 
 class SqlReportStore:
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, months_in_sql: int = MAX_MONTHS) -> None:
         self.db = connection
+        self.months_in_sql = months_in_sql
 
     # -- points
 
@@ -130,34 +131,61 @@ class SqlReportStore:
             lots.c.earned_at < moment(at),
             or_(lots.c.expires_at.is_(None), lots.c.expires_at > moment(at)),
         )
-        # Alive lots expire after `at`: their months run from at's to the last expiry's
-        # (the end of ix_point_lots_expires).
-        last = self.db.execute(select(func.max(lots.c.expires_at))).scalar()
-        months = month_starts(at, last, zone) if last is not None and last > at else []
-        month = _month_of(lots.c.expires_at, months).label("month")
+        months = self._expiry_months(at, zone)
+        cut = months[-1][1] if len(months) == self.months_in_sql else None
+        within = (
+            alive
+            if cut is None
+            else and_(alive, or_(lots.c.expires_at.is_(None), lots.c.expires_at < moment(cut)))
+        )
+        held: dict[str | None, int] = defaultdict(int)
+        for name, points in self._held(at, within, _month_of(lots.c.expires_at, months)):
+            held[name] += points
+        if cut is not None:  # expiries over a century of months ahead: lot by lot
+            beyond = and_(alive, lots.c.expires_at >= moment(cut))
+            for expires_at, points in self._held(at, beyond, lots.c.expires_at):
+                held[month_of(expires_at, zone)[0]] += points
+        return [ExpiryBucket(month, points) for month, points in held.items()]
+
+    def _expiry_months(self, after: datetime, zone: str) -> list[tuple[str, datetime]]:
+        """("YYYY-MM", start of the next month) of each month in ``zone`` holding an expiry
+        after ``after``, in order: one step along ix_point_lots_expires per month."""
+        months: list[tuple[str, datetime]] = []
+        nearest = select(func.min(lots.c.expires_at))
+        found = self.db.execute(nearest.where(lots.c.expires_at > moment(after))).scalar()
+        while found is not None and len(months) < self.months_in_sql:
+            months.append(month_of(found, zone))
+            found = self.db.execute(
+                nearest.where(lots.c.expires_at >= moment(months[-1][1]))
+            ).scalar()
+        return months
+
+    def _held(self, at: datetime, lots_of: Any, key: Any) -> list[tuple[Any, int]]:
+        """Points the lots ``lots_of`` held at ``at``, summed by ``key``."""
         # Grouped outside: PostgreSQL would not see a CASE of bound months in the GROUP BY
         # as the one selected.
+        bucket = key.label("bucket")
         now = (
-            select(month, lots.c.remaining.label("points"))
-            .where(alive, lots.c.remaining > 0)
+            select(bucket, lots.c.remaining.label("points"))
+            .where(lots_of, lots.c.remaining > 0)
             .subquery()
         )
         later = (
-            select(month, entries.c.points)
+            select(bucket, entries.c.points)
             .select_from(entries.join(lots, lots.c.id == entries.c.lot_id))
-            .where(entries.c.occurred_at >= moment(at), alive)
+            .where(entries.c.occurred_at >= moment(at), lots_of)
             .subquery()
         )
-        held: dict[str | None, int] = defaultdict(int)
+        held: dict[Any, int] = defaultdict(int)
         for name, points in self.db.execute(
-            select(now.c.month, func.sum(now.c.points)).group_by(now.c.month)
+            select(now.c.bucket, func.sum(now.c.points)).group_by(now.c.bucket)
         ):
             held[name] += int(points)
         for name, points in self.db.execute(
-            select(later.c.month, func.sum(later.c.points)).group_by(later.c.month)
+            select(later.c.bucket, func.sum(later.c.points)).group_by(later.c.bucket)
         ):
             held[name] -= int(points)
-        return [ExpiryBucket(month, points) for month, points in held.items()]
+        return list(held.items())
 
     # -- members
 
@@ -268,12 +296,11 @@ def _within(column: Any, start: datetime, end: datetime) -> Any:
 
 
 def _month_of(expires_at: Any, months: list[tuple[str, datetime]]) -> Any:
-    """The "YYYY-MM" holding ``expires_at`` (None for a lot that never expires): ``months``
-    are the starts of consecutive months, the last one past every expiry."""
-    if len(months) < 2:
+    """The "YYYY-MM" holding ``expires_at``, of ``months`` (each with the start of the next
+    month, in order, and no expiry between them); None for a lot that never expires."""
+    if not months:
         return literal(None).cast(lots.c.customer_id.type)
-    whens = [(expires_at < moment(start), name) for (name, _), (_, start) in pairwise(months)]
-    return case(*whens, else_=None)
+    return case(*[(expires_at < moment(end), name) for name, end in months], else_=None)
 
 
 class SqlReportReads:
@@ -283,8 +310,9 @@ class SqlReportReads:
 
     store: SqlReportStore
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, months_in_sql: int = MAX_MONTHS) -> None:
         self._engine = engine
+        self._months_in_sql = months_in_sql
         self._connection: Connection | None = None
 
     def __enter__(self) -> SqlReportReads:
@@ -300,7 +328,7 @@ class SqlReportReads:
             connection = connection.execution_options(readonly=True)
         self._connection = connection
         connection.begin()
-        self.store = SqlReportStore(connection)
+        self.store = SqlReportStore(connection, self._months_in_sql)
         return self
 
     def __exit__(

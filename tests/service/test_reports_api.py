@@ -112,3 +112,19 @@ def test_one_campaign_alone_or_404(history: FlaskClient) -> None:
     assert alone["campaigns"][0]["points"] == 235
     assert alone["campaigns"][0]["cost"] == "2.35"
     assert_problem(history.get(f"{KPIS}&campaign=nope", headers=AUTH), 404)
+
+
+def test_points_expiring_millennia_ahead_are_counted_month_by_month(client: FlaskClient) -> None:
+    for when in ("8999-06-01T00:00:00+00:00", "1970-01-02T00:00:00+00:00", "4000-01-01T00:00:00Z"):
+        bought = purchase("ann", "10", occurred_at=when)
+        assert post(client, bought).status_code == 201
+    liability = client.get("/v1/reports/liability?as_of=1970-01-05", headers=AUTH).get_json()
+    assert liability["by_expiry_month"] == [
+        {"month": "1971-01", "points": 10, "value": "0.10"},
+    ]
+    later = client.get("/v1/reports/liability?as_of=8999-12-31", headers=AUTH).get_json()
+    assert later["by_expiry_month"] == [{"month": "9000-06", "points": 10, "value": "0.10"}]
+    kpis = client.get("/v1/reports/kpis?from=2000-01-01&to=2000-01-02", headers=AUTH)
+    assert kpis.status_code == 200
+    assert kpis.get_json()["points"]["outstanding"] == 0
+    assert kpis.get_json()["members"]["total"] == 1

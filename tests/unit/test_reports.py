@@ -22,7 +22,7 @@ from service.application.reports import (
     kpi_report,
     liability_report,
     local_today,
-    month_starts,
+    month_of,
     period,
     rate,
     worth,
@@ -107,18 +107,19 @@ def test_days_and_months_follow_summer_time() -> None:
     # London: 29 March 2026 begins in GMT, 30 March in BST.
     assert day_start(date(2026, 3, 29), "Europe/London") == datetime(2026, 3, 29, tzinfo=UTC)
     assert day_start(date(2026, 3, 30), "Europe/London") == datetime(2026, 3, 29, 23, tzinfo=UTC)
-    starts = month_starts(
-        datetime(2026, 2, 28, 23, 30, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC), "Europe/London"
+    london = "Europe/London"
+    assert month_of(datetime(2026, 2, 28, 23, 30, tzinfo=UTC), london) == (
+        "2026-02",
+        datetime(2026, 3, 1, tzinfo=UTC),
     )
-    assert starts == [
-        ("2026-02", datetime(2026, 2, 1, tzinfo=UTC)),
-        ("2026-03", datetime(2026, 3, 1, tzinfo=UTC)),
-        ("2026-04", datetime(2026, 3, 31, 23, tzinfo=UTC)),
-        ("2026-05", datetime(2026, 4, 30, 23, tzinfo=UTC)),
-    ]
+    assert month_of(datetime(2026, 3, 31, 23, 30, tzinfo=UTC), london) == (
+        "2026-04",  # half past midnight in BST
+        datetime(2026, 4, 30, 23, tzinfo=UTC),
+    )
     # Late on 31 December in UTC is already January in Shanghai.
     late = datetime(2026, 12, 31, 17, tzinfo=UTC)
-    assert [m for m, _ in month_starts(late, late, "Asia/Shanghai")] == ["2027-01", "2027-02"]
+    assert month_of(late, "Asia/Shanghai") == ("2027-01", datetime(2027, 1, 31, 16, tzinfo=UTC))
+    assert month_of(datetime(2026, 12, 1, tzinfo=UTC), "UTC")[1] == datetime(2027, 1, 1, tzinfo=UTC)
     assert local_today(late, "Asia/Shanghai") == date(2027, 1, 1)
 
 
