@@ -130,10 +130,14 @@ class SqlReportStore:
             lots.c.earned_at < moment(at),
             or_(lots.c.expires_at.is_(None), lots.c.expires_at > moment(at)),
         )
-        # Alive lots expire after `at`: their months run from at's to the last expiry's
-        # (the end of ix_point_lots_expires).
-        last = self.db.execute(select(func.max(lots.c.expires_at))).scalar()
-        months = month_starts(at, last, zone) if last is not None and last > at else []
+        # Alive lots expire after `at`: their months run from the first such expiry's to
+        # the last one's (both ends of ix_point_lots_expires), however far back `at` is.
+        first, last = self.db.execute(
+            select(func.min(lots.c.expires_at), func.max(lots.c.expires_at)).where(
+                lots.c.expires_at > moment(at)
+            )
+        ).one()
+        months = month_starts(first, last, zone) if first is not None else []
         month = _month_of(lots.c.expires_at, months).label("month")
         # Grouped outside: PostgreSQL would not see a CASE of bound months in the GROUP BY
         # as the one selected.
