@@ -124,6 +124,8 @@ def test_points_expiring_millennia_ahead_are_counted_month_by_month(client: Flas
     ]
     later = client.get("/v1/reports/liability?as_of=8999-12-31", headers=AUTH).get_json()
     assert later["by_expiry_month"] == [{"month": "9000-06", "points": 10, "value": "0.10"}]
+    earliest = client.get("/v1/reports/liability?as_of=1900-01-01", headers=AUTH).get_json()
+    assert (earliest["points_outstanding"], earliest["by_expiry_month"]) == (0, [])
     kpis = client.get("/v1/reports/kpis?from=2000-01-01&to=2000-01-02", headers=AUTH)
     assert kpis.status_code == 200
     assert kpis.get_json()["points"]["outstanding"] == 0
