@@ -112,6 +112,11 @@ def _child(sender: Connection, request: dict[str, Any], memory_bytes: int) -> No
         answer = {"problems": [problem.as_dict() for problem in error.problems]}
     except MemoryError:
         answer = {"exceeded": "memory"}
+    except SystemError as error:
+        # Under RLIMIT_AS, Python 3.13 sometimes loses the MemoryError of an allocation
+        # that fails inside C code and raises this instead: it is the same limit reached.
+        lost = "without exception set" in str(error)
+        answer = {"exceeded": "memory"} if lost else {"error": f"SystemError: {error}"}
     except Exception as error:  # a bug: the worker logs it and refuses the files
         answer = {"error": f"{type(error).__name__}: {error}"}
     sender.send(answer)
