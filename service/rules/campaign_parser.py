@@ -32,9 +32,8 @@ from service.rules.file_fields import (
     Text,
     Value,
     WholeNumber,
-    report,
 )
-from service.rules.problems import Problems, kind_of
+from service.rules.problems import Problems, kind_of, report
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,6 @@ from service.rules.file_fields import (
     Duration,
     Flag,
     Json,
-    Located,
     Nested,
     Number,
     OneOf,
@@ -43,7 +42,7 @@ from service.rules.file_fields import (
     Value,
     WholeNumber,
 )
-from service.rules.problems import Problems, kind_of, suggest
+from service.rules.problems import Located, Problems, kind_of, suggest
 from service.rules.yaml_source import LocatedDict
 
 CHANNELS = ("webhook", "email", "log")

@@ -4,24 +4,20 @@ A field checks one value in the words `loyalty rules check` prints ("tier min mu
 number, got str 'x'") and carries its JSON Schema (``json``); a Section is a mapping of
 such fields that refuses other keys. programme_parser, campaign_parser and effect_parser
 declare the rule files with them, and json_schema walks the same declaration for editors.
-``report`` walks marshmallow's nested errors beside the document to give each message its
-line.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import date, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validates_schema
-from marshmallow.exceptions import SCHEMA
 
 from service.core.durations import parse_duration
-from service.rules.problems import Problems, kind_of, suggest
+from service.rules.problems import kind_of, suggest
 from service.rules.yaml_source import LocatedDict, LocatedList
 
 Json = dict[str, Any]
@@ -35,14 +31,6 @@ DURATION: Json = {
     "pattern": r"^[0-9]+[smhdw]$",
     "description": "a whole number and a unit: s, m, h, d or w (30d, 12h, 2w)",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Located:
-    """A message that knows its own line (a condition's, from deep inside `when`)."""
-
-    line: int | None
-    message: str
 
 
 class Value(fields.Field):  # type: ignore[type-arg]
@@ -381,29 +369,3 @@ class Section(Schema):
     @post_load
     def build(self, data: dict[str, Any], **kwargs: Any) -> Any:
         return self.make(**data) if self.make is not None else data
-
-
-def report(error: ValidationError, document: Any, problems: Problems) -> None:
-    """Each of marshmallow's messages for ``document``, at its line."""
-    found = sorted(_located(error.messages, document, 1), key=lambda found: found[0] or 0)
-    for line, message in found:
-        problems.add(line, message)
-
-
-def _located(messages: Any, node: Any, line: int | None) -> Iterator[tuple[int | None, str]]:
-    """A message under a key is at the key's line; one about a whole mapping (marshmallow's
-    ``_schema``, or a key it lacks) at the mapping's own line."""
-    if isinstance(messages, dict):
-        for key, inner in messages.items():
-            located = isinstance(node, (LocatedDict, LocatedList)) and key != SCHEMA
-            if located and key in (node if isinstance(node, dict) else range(len(node))):
-                yield from _located(inner, node[key], node.line_of(key))
-            else:
-                yield from _located(inner, None, getattr(node, "line", line))
-    elif isinstance(messages, list):
-        for inner in messages:
-            yield from _located(inner, node, line)
-    elif isinstance(messages, Located):
-        yield messages.line, messages.message
-    else:
-        yield line, str(messages)

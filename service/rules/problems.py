@@ -4,8 +4,12 @@ problems are told in."""
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
+
+from marshmallow import ValidationError
+from marshmallow.exceptions import SCHEMA
 
 from service.core.errors import RuleProblem
 from service.rules.yaml_source import LocatedDict, LocatedList
@@ -49,3 +53,37 @@ def kind_of(value: Any) -> str:
     if isinstance(value, bool):
         return f"the boolean {str(value).lower()}"
     return f"{type(value).__name__} {value!r}"
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    """A message that knows its own line (a condition's, from deep inside `when`)."""
+
+    line: int | None
+    message: str
+
+
+def report(error: ValidationError, document: Any, problems: Problems) -> None:
+    """Each of marshmallow's messages for ``document``, at its line."""
+    found = sorted(_located(error.messages, document, 1), key=lambda found: found[0] or 0)
+    for line, message in found:
+        problems.add(line, message)
+
+
+def _located(messages: Any, node: Any, line: int | None) -> Iterator[tuple[int | None, str]]:
+    """A message under a key is at the key's line; one about a whole mapping (marshmallow's
+    ``_schema``, or a key it lacks) at the mapping's own line."""
+    if isinstance(messages, dict):
+        for key, inner in messages.items():
+            located = isinstance(node, (LocatedDict, LocatedList)) and key != SCHEMA
+            if located and key in (node if isinstance(node, dict) else range(len(node))):
+                yield from _located(inner, node[key], node.line_of(key))
+            else:
+                yield from _located(inner, None, getattr(node, "line", line))
+    elif isinstance(messages, list):
+        for inner in messages:
+            yield from _located(inner, node, line)
+    elif isinstance(messages, Located):
+        yield messages.line, messages.message
+    else:
+        yield line, str(messages)

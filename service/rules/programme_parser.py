@@ -45,7 +45,6 @@ from service.rules.file_fields import (
     Duration,
     Entries,
     Flag,
-    Located,
     Nested,
     Number,
     OneOf,
@@ -54,9 +53,8 @@ from service.rules.file_fields import (
     TimeZone,
     WholeNumber,
     YearlyDay,
-    report,
 )
-from service.rules.problems import Problems, suggest
+from service.rules.problems import Located, Problems, report, suggest
 
 TIER_METRICS = ("spend", "points", "orders")
 
